@@ -1,0 +1,54 @@
+"""Shared fixtures: the real bundled MNIST (loaded once) and small helpers for IDX files."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import read_mnist
+
+
+@pytest.fixture(scope="session")
+def mnist() -> tuple[np.ndarray, ...]:
+    """X_train (60000, 784) float32, y_train, X_test (10000, 784), y_test from the bundled files."""
+    return read_mnist.load_data()
+
+
+@pytest.fixture(scope="session")
+def mnist_subset(mnist) -> tuple[np.ndarray, ...]:
+    """The first 6,000 training and 2,000 test images: 47 batches of 128 and a partial one of 112."""
+    X_train, y_train, X_test, y_test = mnist
+    return X_train[:6000], y_train[:6000], X_test[:2000], y_test[:2000]
+
+
+def idx_bytes(array: np.ndarray, dtype_code: int = 0x08) -> bytes:
+    """The IDX encoding of `array`: magic (0, 0, dtype code, ndim), big-endian uint32 dims, data."""
+    header = bytes([0, 0, dtype_code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
+    content = idx_bytes(array)
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(content))
+    else:
+        path.write_bytes(content)
+    return path
+
+
+def write_dataset(directory: Path, n_train: int = 12, n_test: int = 5, compress: bool = False,
+                  seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Write a tiny MNIST-format data set (random pixels and labels) and return its arrays."""
+    rng = np.random.default_rng(seed)
+    arrays = (rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_train, dtype=np.uint8),
+              rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_test, dtype=np.uint8))
+    stems = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    directory.mkdir(parents=True, exist_ok=True)
+    for stem, array in zip(stems, arrays, strict=True):
+        write_idx(directory / stem, array, compress)
+    return arrays
