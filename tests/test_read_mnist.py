@@ -190,10 +190,9 @@ def test_keras_source_loads_mnist_from_the_keras_cache():
     cache = Path("~/.keras/datasets/mnist.npz").expanduser()
     if not cache.exists():
         pytest.skip(f"{cache} is absent and tests never use the network")
-    (x_train, y_train), (x_test, y_test) = read_mnist.get_MNIST_Keras()
-    (bx_train, by_train), (bx_test, by_test) = read_mnist.get_MNIST()
-    np.testing.assert_array_equal(y_test, by_test)
-    np.testing.assert_array_equal(x_train, bx_train)
+    for keras_split, bundled_split in zip(read_mnist.get_MNIST_Keras(), read_mnist.get_MNIST(), strict=True):
+        for keras_array, bundled_array in zip(keras_split, bundled_split, strict=True):
+            np.testing.assert_array_equal(keras_array, bundled_array)
 
 
 VALID_IDX = idx_bytes(np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4))

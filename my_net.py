@@ -1,0 +1,280 @@
+"""The hand-written two-layer network: NumPy only, float32, minibatch training.
+
+    Z1 = X W1 + b1     H = relu(Z1)     Z2 = H W2 + b2     P = softmax(Z2)
+    L  = -(1/n) sum_i log P[i, y_i]                                (mean cross-entropy)
+
+    dZ2 = (P - Y) / n     dW2 = H^T dZ2     db2 = sum_i dZ2
+    dZ1 = (dZ2 W2^T) * [Z1 > 0]     dW1 = X^T dZ1     db1 = sum_i dZ1
+
+Shapes: n examples in a batch, d inputs (784), h hidden units, c classes (10).
+Not for: loading data (read_mnist.py) or rendering results (report.py). Never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import numpy as np
+
+import read_mnist
+from optimizers import init_kernel, make_optimizer
+from results import EpochCallback, RunResult, TrainingDiverged, atomic_write, confusion_matrix, hyperparameters
+
+PARAMETER_NAMES = ("W1", "b1", "W2", "b2")  # the order of Keras' get_weights(): kernel, bias, kernel, bias
+EVAL_CHUNK = 10_000  # rows per forward pass in evaluation: large GEMMs, bounded memory
+
+
+class WeightsFileError(ValueError):
+    """A weights file is unreadable or does not fit the network; the message is one line."""
+
+
+def labels_of(Y: np.ndarray) -> np.ndarray:
+    """Integer labels (n,) from one-hot rows (n, c) or from labels (n,)."""
+    return Y.argmax(axis=1) if Y.ndim == 2 else Y.astype(np.intp, copy=False)
+
+
+def log_softmax(Z: np.ndarray) -> np.ndarray:
+    """Row-wise log softmax of logits Z (n, c), shifted by the row maximum so no exp overflows."""
+    shifted = Z - Z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+class Workspace:
+    """Buffers for batches of up to n examples, allocated once per fit and reused by every step."""
+
+    def __init__(self, n: int, params: dict[str, np.ndarray]):
+        h, c = params["W2"].shape
+        dtype = params["W1"].dtype  # float32 in training; float64 in the finite-difference tests
+        self.H = np.empty((n, h), dtype)
+        self.Z2 = np.empty((n, c), dtype)
+        self.dZ1 = np.empty((n, h), dtype)
+        self.grads = {name: np.empty_like(p) for name, p in params.items()}
+
+
+class NeuralNetwork:
+    """784 -> hidden (ReLU) -> 10 (softmax), trained by minibatch SGD (or momentum, Adam)."""
+
+    def __init__(self, input_size: int = 784, hidden_size: int = 30, output_size: int = 10,
+                 lr: float = 0.1, seed: int | None = None, optimizer: str = "sgd",
+                 init: str = "glorot_uniform", **optimizer_options: float):
+        self.sizes = (input_size, hidden_size, output_size)
+        self.lr = lr
+        self.rng = np.random.default_rng(seed)
+        self.params = {
+            "W1": init_kernel(self.rng, input_size, hidden_size, init),
+            "b1": np.zeros(hidden_size, np.float32),
+            "W2": init_kernel(self.rng, hidden_size, output_size, init),
+            "b2": np.zeros(output_size, np.float32),
+        }
+        self.optimizer = make_optimizer(optimizer, lr, **optimizer_options)
+
+    # -- the mathematics -------------------------------------------------------------------------
+
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        """Z2 (n, c) float32 for inputs X (n, d) float32."""
+        W1, b1, W2, b2 = (self.params[k] for k in PARAMETER_NAMES)
+        return np.maximum(X @ W1 + b1, 0) @ W2 + b2
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        """P = softmax(Z2) (n, c) float32 for inputs X (n, d) float32."""
+        return np.exp(log_softmax(self.logits(X)))
+
+    def forward_batch(self, X: np.ndarray, ws: Workspace) -> tuple[np.ndarray, np.ndarray]:
+        """H (n, h) and Z2 (n, c) of X (n, d), written into the workspace."""
+        n = len(X)
+        H = np.matmul(X, self.params["W1"], out=ws.H[:n])
+        H += self.params["b1"]
+        np.maximum(H, 0, out=H)  # relu in place: Z1 is not needed again, as H > 0 exactly where Z1 > 0
+        Z2 = np.matmul(H, self.params["W2"], out=ws.Z2[:n])
+        Z2 += self.params["b2"]
+        return H, Z2
+
+    @staticmethod
+    def softmax_cross_entropy(Z2: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+        """Turn logits Z2 (n, c) into P = softmax(Z2) in place; return (sum of losses, correct count).
+
+        The loss of row i is log sum_j exp(Z2[i, j] - m_i) - (Z2[i, y_i] - m_i), m_i the row maximum.
+        """
+        rows = np.arange(len(y))
+        correct = int(np.count_nonzero(Z2.argmax(axis=1) == y))
+        Z2 -= Z2.max(axis=1, keepdims=True)
+        target_logits = Z2[rows, y]
+        P = np.exp(Z2, out=Z2)
+        row_sums = P.sum(axis=1, keepdims=True)
+        loss_sum = float(np.log(row_sums).sum() - target_logits.sum(dtype=np.float64))
+        P /= row_sums
+        return loss_sum, correct
+
+    def backward(self, X: np.ndarray, y: np.ndarray, H: np.ndarray, P: np.ndarray,
+                 ws: Workspace) -> dict[str, np.ndarray]:
+        """Gradients of the mean cross-entropy for X (n, d), labels y (n,), H (n, h), P (n, c).
+
+        Overwrites P with dZ2. Returns dW1 (d, h), db1 (h,), dW2 (h, c), db2 (c,) float32,
+        views of the workspace's gradient buffers.
+        """
+        n = len(y)
+        g = ws.grads
+        dZ2 = P
+        dZ2[np.arange(n), y] -= 1.0
+        dZ2 /= np.float32(n)  # the mean over this batch's own size, also for a short last batch
+        np.matmul(H.T, dZ2, out=g["W2"])
+        np.sum(dZ2, axis=0, out=g["b2"])
+        dZ1 = np.matmul(dZ2, self.params["W2"].T, out=ws.dZ1[:n])
+        dZ1 *= H > 0
+        np.matmul(X.T, dZ1, out=g["W1"])
+        np.sum(dZ1, axis=0, out=g["b1"])
+        return g
+
+    def gradients(self, X: np.ndarray, Y: np.ndarray) -> dict[str, np.ndarray]:
+        """Gradients of the mean cross-entropy over the batch X (n, d), Y (n, c) or (n,), as copies."""
+        y = labels_of(Y)
+        ws = Workspace(len(X), self.params)
+        H, Z2 = self.forward_batch(X, ws)
+        self.softmax_cross_entropy(Z2, y)
+        return {name: grad.copy() for name, grad in self.backward(X, y, H, Z2, ws).items()}
+
+    def train_step(self, X: np.ndarray, y: np.ndarray, ws: Workspace) -> tuple[float, int]:
+        """One optimiser step on the batch X (n, d), y (n,); returns (sum of losses, correct count)."""
+        H, Z2 = self.forward_batch(X, ws)
+        loss_sum, correct = self.softmax_cross_entropy(Z2, y)
+        self.optimizer.step(self.params, self.backward(X, y, H, Z2, ws))
+        return loss_sum, correct
+
+    # -- training and evaluation -----------------------------------------------------------------
+
+    def predict(self, X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy in [0, 1]) over X (n, d), Y (n, c) one-hot or (n,) labels."""
+        y = labels_of(Y)
+        loss_sum, correct = 0.0, 0
+        with np.errstate(all="ignore"):
+            for start in range(0, len(X), EVAL_CHUNK):
+                Z2 = self.logits(X[start:start + EVAL_CHUNK])
+                yc = y[start:start + EVAL_CHUNK]
+                correct += int(np.count_nonzero(Z2.argmax(axis=1) == yc))
+                loss_sum -= float(log_softmax(Z2)[np.arange(len(yc)), yc].sum(dtype=np.float64))
+        return loss_sum / len(X), correct / len(X)
+
+    def train_epoch(self, X: np.ndarray, y: np.ndarray, batch_size: int, ws: Workspace) -> tuple[float, float]:
+        """One pass over X (N, d), y (N,) in their given order; returns (mean loss, accuracy).
+
+        Stops early, returning a NaN loss, as soon as a batch loss is not finite.
+        """
+        loss_sum, correct = 0.0, 0
+        for start in range(0, len(X), batch_size):
+            batch_loss, batch_correct = self.train_step(X[start:start + batch_size], y[start:start + batch_size], ws)
+            if not math.isfinite(batch_loss):
+                return math.nan, math.nan
+            loss_sum += batch_loss
+            correct += batch_correct
+        return loss_sum / len(X), correct / len(X)
+
+    def fit(self, X: np.ndarray, Y: np.ndarray, batch_size: int = 128, number_epochs: int = 20,
+            rng: np.random.Generator | None = None, on_epoch_end: EpochCallback | None = None,
+            validation_data: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, list[float]]:
+        """Train on X (N, d) float32, Y (N, c) one-hot or (N,) labels; return the per-epoch history.
+
+        Every epoch draws a fresh permutation from `rng` (default: the net's own generator) and
+        visits the batches in that order, the last partial batch included. History keys: loss,
+        accuracy (running means over the epoch, as Keras reports them), epoch_time_s, and
+        test_loss/test_accuracy when `validation_data` is given. Raises TrainingDiverged when a
+        loss or weight becomes non-finite.
+        """
+        y = labels_of(Y)
+        rng = self.rng if rng is None else rng
+        ws = Workspace(min(batch_size, len(X)), self.params)
+        Xp, yp = np.empty_like(X), np.empty_like(y)
+        history: dict[str, list[float]] = {"loss": [], "accuracy": [], "epoch_time_s": []}
+        with np.errstate(all="ignore"):  # divergence is detected and reported, not warned about
+            for epoch in range(number_epochs):
+                start = time.perf_counter()
+                order = rng.permutation(len(X))
+                np.take(X, order, axis=0, out=Xp)  # one gather per epoch, then contiguous batches
+                np.take(y, order, out=yp)
+                loss, accuracy = self.train_epoch(Xp, yp, batch_size, ws)
+                if not (math.isfinite(loss) and self.weights_are_finite()):
+                    raise TrainingDiverged(epoch + 1, history)
+                logs = {"loss": loss, "accuracy": accuracy, "epoch_time_s": time.perf_counter() - start}
+                if validation_data is not None:
+                    logs["test_loss"], logs["test_accuracy"] = self.predict(*validation_data)
+                for name, value in logs.items():
+                    history.setdefault(name, []).append(value)
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch, logs)
+        return history
+
+    # -- weights ---------------------------------------------------------------------------------
+
+    def weights_are_finite(self) -> bool:
+        return all(np.isfinite(p).all() for p in self.params.values())
+
+    def get_weights(self) -> list[np.ndarray]:
+        """[W1 (d, h), b1 (h,), W2 (h, c), b2 (c,)] as copies: the layout of Keras' get_weights()."""
+        return [self.params[name].copy() for name in PARAMETER_NAMES]
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        """Set [W1, b1, W2, b2] (as from get_weights() or a Keras model), checking their shapes."""
+        for name, value in zip(PARAMETER_NAMES, weights, strict=True):
+            if value.shape != self.params[name].shape:
+                raise ValueError(f"{name}: shape {value.shape} does not match the network's {self.params[name].shape}")
+            self.params[name][...] = value
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the weights to an .npz file, atomically (a temporary file renamed into place)."""
+        with atomic_write(path, "wb") as f:
+            np.savez(f, **self.params)
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Read weights saved by save(); refuse a file that does not fit this network."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+        except (OSError, ValueError, EOFError) as err:
+            raise WeightsFileError(f"{path}: not a readable .npz weights file ({err})") from None
+        missing = [name for name in PARAMETER_NAMES if name not in arrays]
+        if missing:
+            raise WeightsFileError(f"{path}: missing arrays {', '.join(missing)}")
+        for name in PARAMETER_NAMES:
+            expected, found = self.params[name].shape, arrays[name].shape
+            if found != expected:
+                raise WeightsFileError(f"{path}: {name} has shape {found}, this network needs {expected} "
+                                       f"(sizes {self.sizes[0]}-{self.sizes[1]}-{self.sizes[2]})")
+            if not np.isfinite(arrays[name]).all():
+                raise WeightsFileError(f"{path}: {name} holds non-finite values")
+        self.set_weights([arrays[name].astype(np.float32) for name in PARAMETER_NAMES])
+
+
+def fit_and_test_net_on_MNIST(hidden_size: int = 30, batch_size: int = 128, num_epochs: int = 20,
+                              lr: float = 0.1, seed: int | None = None, data: tuple | None = None,
+                              on_epoch_end: EpochCallback | None = None, initial_weights: list | None = None,
+                              order_seed: int | None = None, eval_every_epoch: bool = False,
+                              optimizer: str = "sgd", init: str = "glorot_uniform",
+                              **optimizer_options: float) -> RunResult:
+    """Train my_net on MNIST and return its RunResult (train time covers `fit` only).
+
+    `data` is (X_train, y_train, X_test, y_test) as from read_mnist.load_data (loaded if None);
+    `initial_weights` and `order_seed` pair this run with a Keras run (see keras_net.fit_paired).
+    """
+    X_train, y_train, X_test, y_test = data if data is not None else read_mnist.load_data()
+    net = NeuralNetwork(X_train.shape[1], hidden_size, 10, lr, seed, optimizer, init, **optimizer_options)
+    if initial_weights is not None:
+        net.set_weights(initial_weights)
+    rng = np.random.default_rng(order_seed) if order_seed is not None else None
+    result = RunResult("my_net", hyperparameters(hidden_size, batch_size, num_epochs, lr, optimizer, init,
+                                                 **optimizer_options), seed)
+    start = time.perf_counter()
+    try:
+        result.history = net.fit(X_train, y_train, batch_size, num_epochs, rng, on_epoch_end,
+                                 (X_test, y_test) if eval_every_epoch else None)
+    except TrainingDiverged as err:
+        return result.mark_diverged(err)
+    result.train_time_s = time.perf_counter() - start
+    result.test_loss, result.test_accuracy = net.predict(X_test, y_test)
+    result.train_loss, result.train_accuracy = net.predict(X_train, y_train)
+    result.confusion = confusion_matrix(y_test, net.logits(X_test).argmax(axis=1)).tolist()
+    return result
+
+
+if __name__ == "__main__":
+    print(fit_and_test_net_on_MNIST(128, 128, 1, 0.1, seed=0))

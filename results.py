@@ -1,0 +1,109 @@
+"""The result record that both nets return, so that report code never asks which net made a row.
+
+Not for: rendering (see report.py) or training (see my_net.py, keras_net.py).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+"""Called after each epoch with the 0-based epoch index and that epoch's logs (loss, accuracy, ...)."""
+
+OK, DIVERGED, INTERRUPTED = "ok", "diverged", "interrupted"
+
+
+class TrainingDiverged(ArithmeticError):
+    """A loss or weight became non-finite; `epoch` is 1-based, `history` holds the finished epochs."""
+
+    def __init__(self, epoch: int, history: dict[str, list[float]] | None = None):
+        super().__init__(f"training diverged at epoch {epoch}")
+        self.epoch = epoch
+        self.history = history or {}
+
+
+@dataclass
+class RunResult:
+    """One training run of one net. Accuracies are fractions in [0, 1]; times are seconds.
+
+    `train_time_s` covers training only (data loaded, model built); final metrics are computed on the
+    full train and test sets after training. `history` maps metric name -> one value per epoch.
+    """
+
+    name: str
+    hyperparameters: dict[str, Any]
+    seed: int | None
+    status: str = OK
+    train_time_s: float = math.nan
+    test_accuracy: float = math.nan
+    test_loss: float = math.nan
+    train_accuracy: float = math.nan
+    train_loss: float = math.nan
+    history: dict[str, list[float]] = field(default_factory=dict)
+    diverged_epoch: int | None = None
+    confusion: list[list[int]] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status == OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def mark_diverged(self, err: TrainingDiverged) -> RunResult:
+        """Record that training diverged at epoch `err.epoch`, keeping the finished epochs."""
+        self.status, self.diverged_epoch, self.history = DIVERGED, err.epoch, err.history
+        return self
+
+    def mark_interrupted(self) -> RunResult:
+        self.status = INTERRUPTED
+        return self
+
+    def final_loss_rose(self) -> bool:
+        """True when the last epoch's training loss is above the first one's (e.g. dead ReLUs)."""
+        losses = self.history.get("loss", [])
+        return len(losses) > 1 and losses[-1] > losses[0]
+
+
+def hyperparameters(hidden_size: int, batch_size: int, num_epochs: int, lr: float, optimizer: str = "sgd",
+                    init: str = "glorot_uniform", **optimizer_options: float) -> dict[str, Any]:
+    """The settings of a run as recorded in its RunResult (the same keys for both nets)."""
+    return {"hidden_size": hidden_size, "batch_size": batch_size, "number_epochs": num_epochs, "lr": lr,
+            "optimizer": optimizer, "init": init, **optimizer_options}
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = 10) -> np.ndarray:
+    """(c, c) int64 counts: row = true class, column = predicted class."""
+    flat = y_true.astype(np.intp) * num_classes + y_pred.astype(np.intp)
+    return np.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
+    """Open a temporary file beside `path` and rename it onto `path` only when the block succeeds,
+    so a crash or a full disk never leaves a half-written file behind."""
+    target = Path(path)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def epoch_logs(history: dict[str, list[float]], epoch: int) -> dict[str, float]:
+    """The logs of one epoch (0-based) out of a per-epoch history."""
+    return {name: values[epoch] for name, values in history.items() if len(values) > epoch}
