@@ -1,0 +1,150 @@
+"""keras_net: the model is the network my_net implements, and paired training proves it step by step."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import keras_net
+import my_net
+from read_mnist import one_hot
+
+HIDDEN, BATCH, EPOCHS, SEED = 64, 128, 2, 4
+
+# Paired training on 6,000 images (46 full batches and one of 112), 2 epochs, hidden 64, lr 0.1.
+# Measured maximum absolute weight difference between the nets: 8.9e-8 (float32 round-off);
+# a 1% learning-rate change gives 3.1e-3, averaging the last batch over batch_size 8.5e-4.
+WEIGHT_TOLERANCE = 2e-6
+METRIC_TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def model():
+    return keras_net.build_model(30, 0.1)
+
+
+def test_model_has_the_two_dense_layers_of_my_net(model):
+    keras = keras_net.import_keras()
+    hidden, output = model.layers
+    assert isinstance(hidden, keras.layers.Dense) and isinstance(output, keras.layers.Dense)
+    assert hidden.activation.__name__ == "relu" and output.activation.__name__ == "softmax"
+    assert model.input_shape == (None, 784) and model.output_shape == (None, 10)
+    assert [w.shape for w in model.get_weights()] == [(784, 30), (30,), (30, 10), (10,)]
+
+
+def test_model_trains_with_plain_sgd_on_mean_categorical_cross_entropy(model):
+    optimizer = model.optimizer
+    assert type(optimizer).__name__ == "SGD"
+    assert float(optimizer.learning_rate) == pytest.approx(0.1)
+    assert optimizer.momentum == 0 and not optimizer.nesterov
+    assert model.loss == "categorical_crossentropy"
+    Y = one_hot(np.array([1, 2]))
+    P = np.array([[0.2, 0.5, 0.3] + [0.0] * 7, [0.1, 0.1, 0.8] + [0.0] * 7], np.float32)
+    assert float(keras_net.import_keras().losses.get(model.loss)(Y, P).numpy().mean()) == pytest.approx(
+        -(math.log(0.5) + math.log(0.8)) / 2, rel=1e-6)
+
+
+def test_initial_weights_are_glorot_uniform_with_zero_biases():
+    keras_net.import_keras().utils.set_random_seed(0)
+    W1, b1, W2, b2 = keras_net.build_model(300, 0.1).get_weights()
+    for W, (fan_in, fan_out) in ((W1, (784, 300)), (W2, (300, 10))):
+        limit = math.sqrt(6 / (fan_in + fan_out))
+        std = limit / math.sqrt(3)
+        assert np.abs(W).max() <= limit
+        assert abs(W.mean()) < 4 * std / math.sqrt(W.size)  # within sampling error of 0
+        assert W.std() == pytest.approx(std, rel=4 / math.sqrt(W.size) + 0.01)
+    assert not b1.any() and not b2.any()
+
+
+def test_my_net_gradients_equal_tensorflow_autodiff_on_the_same_weights_and_batch(mnist):
+    X, y = mnist[0][:128], mnist[1][:128]
+    net = my_net.NeuralNetwork(784, HIDDEN, seed=1)
+    model = keras_net.build_model(HIDDEN, 0.1)
+    model.set_weights(net.get_weights())
+    ours, theirs = net.gradients(X, y), keras_net.gradients(model, X, one_hot(y))
+    for name in my_net.PARAMETER_NAMES:
+        scale = np.abs(theirs[name]).max()
+        np.testing.assert_allclose(ours[name], theirs[name], rtol=0, atol=1e-5 * scale, err_msg=name)
+
+
+class LastBatchOverBatchSize(my_net.NeuralNetwork):
+    """A deliberately wrong my_net: the short last batch's gradient is averaged over batch_size."""
+
+    batch_size = BATCH
+
+    def backward(self, X, y, H, P, ws):
+        grads = super().backward(X, y, H, P, ws)
+        for g in grads.values():
+            g *= np.float32(len(y) / self.batch_size)
+        return grads
+
+
+def paired_weight_difference(mnist_subset, net_class=my_net.NeuralNetwork, my_lr=0.1) -> tuple[float, dict]:
+    """Train both nets paired (same initial weights, same batches) and return the largest absolute
+    weight difference and the final metrics of both."""
+    X, y, X_test, y_test = mnist_subset
+    net = net_class(784, HIDDEN, lr=my_lr, seed=SEED)
+    model = keras_net.build_model(HIDDEN, 0.1)
+    model.set_weights(net.get_weights())
+    net.fit(X, y, BATCH, EPOCHS, rng=np.random.default_rng(SEED))
+    keras_net.fit_epochs(model, X, one_hot(y), BATCH, EPOCHS, SEED, [], None)
+    difference = max(float(np.abs(a - b).max()) for a, b in zip(net.get_weights(), model.get_weights(), strict=True))
+    metrics = {"my": net.predict(X_test, y_test), "keras": keras_net.evaluate(model, X_test, one_hot(y_test))}
+    return difference, metrics
+
+
+def test_paired_training_leaves_both_nets_with_the_same_weights(mnist_subset):
+    difference, metrics = paired_weight_difference(mnist_subset)
+    print(f"paired max |weight difference| = {difference:.3g}, metrics {metrics}")
+    assert difference < WEIGHT_TOLERANCE
+    for ours, theirs in zip(metrics["my"], metrics["keras"], strict=True):
+        assert ours == pytest.approx(theirs, abs=METRIC_TOLERANCE)
+
+
+@pytest.mark.parametrize("variant", ["learning rate 1% larger", "last batch averaged over batch_size"])
+def test_paired_tolerance_catches_a_changed_net(mnist_subset, variant):
+    if variant == "learning rate 1% larger":
+        difference, _ = paired_weight_difference(mnist_subset, my_lr=0.101)
+    else:
+        difference, _ = paired_weight_difference(mnist_subset, LastBatchOverBatchSize)
+    print(f"{variant}: max |weight difference| = {difference:.3g}")
+    assert difference > 20 * WEIGHT_TOLERANCE
+
+
+def test_paired_results_of_the_two_modules_agree(mnist_subset):
+    initial = my_net.NeuralNetwork(784, HIDDEN, seed=SEED).get_weights()
+    options = {"seed": SEED, "data": mnist_subset, "initial_weights": initial, "order_seed": SEED}
+    mine = my_net.fit_and_test_net_on_MNIST(HIDDEN, BATCH, EPOCHS, 0.1, **options)
+    theirs = keras_net.fit_and_test_net_on_MNIST(HIDDEN, BATCH, EPOCHS, 0.1, **options)
+    for field in ("test_loss", "test_accuracy", "train_loss", "train_accuracy"):
+        assert getattr(mine, field) == pytest.approx(getattr(theirs, field), abs=METRIC_TOLERANCE), field
+    np.testing.assert_allclose(mine.history["loss"], theirs.history["loss"], rtol=1e-5)
+    np.testing.assert_allclose(mine.history["accuracy"], theirs.history["accuracy"], atol=1e-6)
+    assert mine.confusion == theirs.confusion
+
+
+def test_a_huge_learning_rate_is_reported_as_divergence(mnist_subset):
+    result = keras_net.fit_and_test_net_on_MNIST(32, 128, 3, 1e10, seed=0, data=mnist_subset)
+    assert result.status == "diverged" and result.diverged_epoch == 1
+    assert math.isnan(result.test_accuracy)
+
+
+def test_a_keras_run_prints_no_tensorflow_start_up_noise():
+    code = ("import keras_net, read_mnist, numpy as np; d = read_mnist.load_data();"
+            "r = keras_net.fit_and_test_net_on_MNIST(8, 512, 1, 0.1, seed=0, data=tuple(a[:2000] for a in d));"
+            "print(r.status)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"
+    assert out.stderr == "", out.stderr
+
+
+@pytest.mark.slow
+def test_unpaired_nets_reach_95_percent_and_agree_within_a_point(mnist):
+    mine = my_net.fit_and_test_net_on_MNIST(128, 128, 5, 0.1, seed=1, data=mnist)
+    theirs = keras_net.fit_and_test_net_on_MNIST(128, 128, 5, 0.1, seed=2, data=mnist)
+    assert mine.test_accuracy >= 0.95 and theirs.test_accuracy >= 0.95
+    assert abs(mine.test_accuracy - theirs.test_accuracy) <= 0.01
