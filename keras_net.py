@@ -178,6 +178,7 @@ def fit_and_test_net_on_MNIST(hidden_size: int = 30, batch_size: int = 128, num_
         model.set_weights(initial_weights)
     result = RunResult("keras_net", hyperparameters(hidden_size, batch_size, num_epochs, lr, optimizer, init,
                                                     **optimizer_options), seed)
+    result.initial_train_loss = evaluate(model, X_train, Y_train)[0]
     watcher = epoch_callback(on_epoch_end)
     validation = (X_test, Y_test) if eval_every_epoch else None
     start = time.perf_counter()

@@ -263,6 +263,7 @@ def fit_and_test_net_on_MNIST(hidden_size: int = 30, batch_size: int = 128, num_
     rng = np.random.default_rng(order_seed) if order_seed is not None else None
     result = RunResult("my_net", hyperparameters(hidden_size, batch_size, num_epochs, lr, optimizer, init,
                                                  **optimizer_options), seed)
+    result.initial_train_loss = net.predict(X_train, y_train)[0]
     start = time.perf_counter()
     try:
         result.history = net.fit(X_train, y_train, batch_size, num_epochs, rng, on_epoch_end,

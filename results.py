@@ -36,7 +36,8 @@ class RunResult:
     """One training run of one net. Accuracies are fractions in [0, 1]; times are seconds.
 
     `train_time_s` covers training only (data loaded, model built); final metrics are computed on the
-    full train and test sets after training. `history` maps metric name -> one value per epoch.
+    full train and test sets after training; `initial_train_loss` on the train set before it.
+    `history` maps metric name -> one value per epoch.
     """
 
     name: str
@@ -48,6 +49,7 @@ class RunResult:
     test_loss: float = math.nan
     train_accuracy: float = math.nan
     train_loss: float = math.nan
+    initial_train_loss: float = math.nan
     history: dict[str, list[float]] = field(default_factory=dict)
     diverged_epoch: int | None = None
     confusion: list[list[int]] | None = None
@@ -69,9 +71,8 @@ class RunResult:
         return self
 
     def final_loss_rose(self) -> bool:
-        """True when the last epoch's training loss is above the first one's (e.g. dead ReLUs)."""
-        losses = self.history.get("loss", [])
-        return len(losses) > 1 and losses[-1] > losses[0]
+        """True when the final training loss is above the loss before training (e.g. dead ReLUs)."""
+        return self.train_loss > self.initial_train_loss
 
 
 def hyperparameters(hidden_size: int, batch_size: int, num_epochs: int, lr: float, optimizer: str = "sgd",
@@ -103,7 +104,3 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
         Path(tmp_name).unlink(missing_ok=True)
         raise
 
-
-def epoch_logs(history: dict[str, list[float]], epoch: int) -> dict[str, float]:
-    """The logs of one epoch (0-based) out of a per-epoch history."""
-    return {name: values[epoch] for name, values in history.items() if len(values) > epoch}
