@@ -54,6 +54,10 @@ def accuracy_threshold(ctx: click.Context, param: click.Parameter, value: float 
     return value if value <= 1 else value / 100
 
 
+def writable_outputs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(writable_output(ctx, param, value) for value in values)
+
+
 def writable_output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Refuse an output path with an unknown suffix or in an unwritable directory before training."""
     if value is None:
@@ -107,10 +111,11 @@ def writable_output(ctx: click.Context, param: click.Parameter, value: str | Non
               help="Kernel initialiser of both layers (biases start at zero).")
 @click.option("--table_format", "--table-format", type=click.Choice(tabulate_formats), default="github",
               show_default=True, metavar="FORMAT", help="Any tabulate format: github, latex, html, plain, grid, ...")
-@click.option("--output", type=click.Path(dir_okay=False), callback=writable_output,
-              help="Write results to a .md, .csv or .json file (JSON: full precision and metadata).")
+@click.option("--output", type=click.Path(dir_okay=False), callback=writable_outputs, multiple=True,
+              help="Write results to a .md, .csv or .json file (JSON: full precision and metadata); repeatable.")
 @click.option("--plot", type=click.Path(dir_okay=False), callback=writable_output,
-              help="Save learning curves (loss and accuracy per epoch) to a .png file.")
+              help="Save learning curves (loss and accuracy per epoch) to a .png file; a sweep writes one file "
+                   "per setting, named PATH_<setting>.png.")
 @click.option("--eval_every_epoch", "--eval-every-epoch", is_flag=True,
               help="Also measure test loss/accuracy after every epoch (counted in Time(s)).")
 @click.option("--confusion", is_flag=True, help="Print each net's test-set confusion matrix and per-class accuracy.")
@@ -183,13 +188,12 @@ def report_and_save(results: list, options: dict, seed: int) -> None:
             click.echo(f"\n{result.name} (seed {result.seed}) confusion matrix on the test set:")
             click.echo(report.render_confusion(result, options["table_format"]))
     meta = report.run_metadata({**options, "seed": seed})
-    if options["output"]:
-        report.write_results(options["output"], results, meta)
+    for path in options["output"]:
+        report.write_results(path, results, meta)
     if options["plot"]:
         import plots
 
-        vary = report.varying_settings(results)
-        plots.plot_learning_curves(results, options["plot"], plot_title(options), vary)
+        plots.plot_each_setting(results, options["plot"], plot_title(options), report.varying_settings(results))
     warn_about(results, options)
 
 

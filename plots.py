@@ -19,6 +19,25 @@ def run_label(result: RunResult, vary: list[str]) -> str:
     return f"{result.name}{' (' + settings + ')' if settings else ''}{suffix}"
 
 
+def plot_each_setting(results: list[RunResult], path: str | Path, title: str, vary: list[str]) -> list[Path]:
+    """One figure per setting of a sweep (PATH_hidden_size-30.png, ...), or one figure at PATH."""
+    path = Path(path)
+    if not vary:
+        plot_learning_curves(results, path, title, vary)
+        return [path]
+    groups: dict[tuple, list[RunResult]] = {}
+    for result in results:
+        groups.setdefault(tuple(result.hyperparameters[key] for key in vary), []).append(result)
+    written = []
+    for setting, runs in groups.items():
+        name = "_".join(f"{key}-{value}" for key, value in zip(vary, setting, strict=True))
+        target = path.with_name(f"{path.stem}_{name}{path.suffix}")
+        settings = ", ".join(f"{key} {value}" for key, value in zip(vary, setting, strict=True))
+        plot_learning_curves(runs, target, f"{title}\n{settings}", [])
+        written.append(target)
+    return written
+
+
 def plot_learning_curves(results: list[RunResult], path: str | Path, title: str, vary: list[str]) -> None:
     """Save one PNG of FIGURE_SIZE_INCHES * DPI pixels: loss (left) and accuracy in % (right) per epoch."""
     import matplotlib

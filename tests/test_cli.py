@@ -127,7 +127,7 @@ def test_each_output_format_parses(tmp_path, suffix):
         assert run["name"] == "my_net" and run["hyperparameters"]["hidden_size"] == 16 and run["seed"] == 0
         assert len(run["history"]["loss"]) == 1 and 0.5 < run["test_accuracy"] <= 1
         assert data["libraries"]["numpy"] and data["cpu"] and data["date"] and data["command_line"]
-        assert data["options"]["output"] == str(path) and data["options"]["seed"] == 0
+        assert data["options"]["output"] == [str(path)] and data["options"]["seed"] == 0
     elif suffix == ".csv":
         rows = list(csv.DictReader(io.StringIO(text)))
         assert rows[0]["name"] == "my_net" and 0.5 < float(rows[0]["test_accuracy"]) <= 1
