@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from results import RunResult
+from results import RunResult, hyperparameters
 
 NET_MODULES = {"my": "my_net", "keras": "keras_net"}
 NET_NAMES = {"my": "my_net", "keras": "keras_net"}
@@ -84,8 +84,6 @@ def train(spec: RunSpec, data: tuple, on_epoch_end: Any = None) -> RunResult:
 
 
 def interrupted_result(spec: RunSpec) -> RunResult:
-    from results import hyperparameters
-
     settings = hyperparameters(spec.hidden_size, spec.batch_size, spec.number_epochs, spec.lr, spec.optimizer,
                                spec.init, **spec.optimizer_options)
     return RunResult(NET_NAMES[spec.net], settings, spec.seed).mark_interrupted()

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -170,8 +171,6 @@ def cpu_name() -> str:
 
 def run_metadata(options: dict[str, Any]) -> dict[str, Any]:
     """What a reader needs to reproduce a results file: options, command line, libraries, machine, date."""
-    import os
-
     return {"tool": "mnist-compare", "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "command_line": " ".join(sys.argv), "options": options, "libraries": library_versions(),
             "cpu": cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform()}
