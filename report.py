@@ -192,7 +192,7 @@ def render_json(results: list[RunResult], meta: dict[str, Any]) -> str:
 
 
 def render_markdown(results: list[RunResult], meta: dict[str, Any]) -> str:
-    lines = [render_table(results, "github"), "", *summary_lines(results), "",
+    lines = [render_table(results, "github"), "", *(f"- {line}" for line in summary_lines(results)), "",
              f"Command: `{meta['command_line']}`  ", f"Date: {meta['date']}; CPU: {meta['cpu']}"]
     return "\n".join(lines) + "\n"
 
