@@ -17,8 +17,7 @@ from tqdm import tqdm
 
 from results import RunResult, hyperparameters
 
-NET_MODULES = {"my": "my_net", "keras": "keras_net"}
-NET_NAMES = {"my": "my_net", "keras": "keras_net"}
+NETS = {"my": "my_net", "keras": "keras_net"}  # --net_type -> the net's module, also its name in the table
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ class RunSpec:
     optimizer_options: dict[str, float] = field(default_factory=dict, hash=False)
 
     def describe(self) -> str:
-        return f"{NET_NAMES[self.net]} h={self.hidden_size} lr={self.lr} batch={self.batch_size} seed={self.seed}"
+        return f"{NETS[self.net]} h={self.hidden_size} lr={self.lr} batch={self.batch_size} seed={self.seed}"
 
 
 def plan_runs(nets: list[str], hidden_sizes: list[int], lrs: list[float], batch_sizes: list[int],
@@ -73,7 +72,7 @@ def initial_weights(spec: RunSpec, input_size: int) -> list:
 
 def train(spec: RunSpec, data: tuple, on_epoch_end: Any = None) -> RunResult:
     """Run one spec on data (X_train, y_train, X_test, y_test) and return its result."""
-    module = importlib.import_module(NET_MODULES[spec.net])
+    module = importlib.import_module(NETS[spec.net])
     pairing = {}
     if spec.paired:
         pairing = {"initial_weights": initial_weights(spec, data[0].shape[1]), "order_seed": spec.seed}
@@ -86,7 +85,7 @@ def train(spec: RunSpec, data: tuple, on_epoch_end: Any = None) -> RunResult:
 def interrupted_result(spec: RunSpec) -> RunResult:
     settings = hyperparameters(spec.hidden_size, spec.batch_size, spec.number_epochs, spec.lr, spec.optimizer,
                                spec.init, **spec.optimizer_options)
-    return RunResult(NET_NAMES[spec.net], settings, spec.seed).mark_interrupted()
+    return RunResult(NETS[spec.net], settings, spec.seed).mark_interrupted()
 
 
 class Progress:

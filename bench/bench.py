@@ -27,6 +27,7 @@ import keras_net
 import my_net
 import read_mnist
 import report
+from results import atomic_write
 
 GEMM_SIZE = 2048
 
@@ -103,13 +104,15 @@ def main(hidden_sizes: str, epochs: int, repeats: int, output: str | None, markd
     meta = report.run_metadata({"hidden_sizes": sizes, "epochs": epochs, "repeats": repeats, "batch_size": 128,
                                 "lr": 0.1})
     if output:
-        Path(output).write_text(json.dumps({**meta, "gemm_gflops": roofline, "summary": rows, "runs": runs},
-                                           indent=2) + "\n")
+        with atomic_write(output) as f:
+            json.dump({**meta, "gemm_gflops": roofline, "summary": rows, "runs": runs}, f, indent=2)
+            f.write("\n")
     if markdown:
-        Path(markdown).write_text(f"# Benchmark\n\nCommand: `python {' '.join(sys.argv)}`  \n"
-                                  f"Date: {meta['date']}; CPU: {meta['cpu']} ({meta['cpu_count']} cores); "
-                                  f"numpy {meta['libraries']['numpy']}, tensorflow {meta['libraries']['tensorflow']},"
-                                  f" keras {meta['libraries']['keras']}\n\n{text}\n")
+        with atomic_write(markdown) as f:
+            f.write(f"# Benchmark\n\nCommand: `python {' '.join(sys.argv)}`  \n"
+                    f"Date: {meta['date']}; CPU: {meta['cpu']} ({meta['cpu_count']} cores); "
+                    f"numpy {meta['libraries']['numpy']}, tensorflow {meta['libraries']['tensorflow']},"
+                    f" keras {meta['libraries']['keras']}\n\n{text}\n")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+import main
 import read_mnist
 
 
@@ -23,6 +25,11 @@ def mnist_subset(mnist) -> tuple[np.ndarray, ...]:
     """The first 6,000 training and 2,000 test images: 47 batches of 128 and a partial one of 112."""
     X_train, y_train, X_test, y_test = mnist
     return X_train[:6000], y_train[:6000], X_test[:2000], y_test[:2000]
+
+
+def run_cli(*args: str):
+    """main.py's command in-process, with stdout and stderr kept apart."""
+    return CliRunner().invoke(main.main, list(args), catch_exceptions=False)
 
 
 def idx_bytes(array: np.ndarray, dtype_code: int = 0x08) -> bytes:

@@ -13,18 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from conftest import write_dataset
+from conftest import run_cli, write_dataset
 
 import main
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--net_type", "my", "--hidden_size", "16", "--number_epochs", "1", "--seed", "0"]
 HEADER = "| Net | Time(s) | Test accuracy(%) | Test loss | Train accuracy(%) | Train loss |"
-
-
-def run_cli(*args: str):
-    return CliRunner().invoke(main.main, list(args), catch_exceptions=False)
 
 
 def run_script(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -8,18 +8,13 @@ import struct
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import run_cli
 
-import main
 import my_net
 import report
 from optimizers import Adam, init_kernel
 
 QUICK = ["--hidden_size", "16", "--number_epochs", "1", "--seed", "3", "--quiet"]
-
-
-def run_cli(*args: str):
-    return CliRunner().invoke(main.main, list(args), catch_exceptions=False)
 
 
 def test_two_repeats_show_mean_and_std_of_the_two_runs_kept_in_json(tmp_path):
