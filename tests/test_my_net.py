@@ -100,6 +100,33 @@ def test_predict_is_finite_when_the_weights_make_huge_logits():
     assert math.isfinite(loss) and 0 <= accuracy <= 1
 
 
+@pytest.mark.parametrize("transpose_a", [False, True])
+@pytest.mark.parametrize("transpose_b", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_accumulates_in_place_like_numpy_for_every_layout(transpose_a, transpose_b, dtype):
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((7, 5)).astype(dtype)
+    B = rng.standard_normal((5, 4)).astype(dtype)
+    A_arg = np.ascontiguousarray(A.T).T if transpose_a else A  # a transposed view, as X.T is
+    B_arg = np.ascontiguousarray(B.T).T if transpose_b else B
+    out = rng.standard_normal((7, 4)).astype(dtype)
+    expected = -0.5 * (A @ B) + out
+    result = my_net.gemm(A_arg, B_arg, out, alpha=-0.5, beta=1.0)
+    assert result is out
+    np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_fused_sgd_step_equals_weights_minus_lr_times_the_gradients(mnist):
+    X, y = mnist[0][:128], mnist[1][:128]
+    fused = NeuralNetwork(784, 64, 10, lr=0.1, seed=4)
+    reference = fused.get_weights()
+    grads = fused.gradients(X, y)
+    fused.train_step(X, y, my_net.Workspace(128, fused.params))
+    for name, before, after in zip(my_net.PARAMETER_NAMES, reference, fused.get_weights(), strict=True):
+        expected = before - np.float32(0.1) * grads[name]
+        np.testing.assert_allclose(after, expected, rtol=0, atol=1e-7, err_msg=name)  # measured max 7.5e-9
+
+
 def test_one_sgd_step_matches_a_hand_computed_update():
     """d=2, h=2, c=2, one example; every number below was worked out by hand."""
     net = NeuralNetwork(2, 2, 2, lr=0.5)
