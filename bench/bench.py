@@ -12,6 +12,7 @@ these machines are shared and their speed varies by up to 2x between runs.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -32,15 +33,32 @@ from results import atomic_write
 GEMM_SIZE = 2048
 
 
-def gemm_gflops(repeats: int = 7) -> float:
-    """Best-of-`repeats` fp32 GEMM rate of NumPy's BLAS on (2048, 2048) @ (2048, 2048), in GFLOPS."""
+def gemm_gflops(repeats: int = 7) -> dict[str, float]:
+    """Best-of-`repeats` fp32 GEMM rate on (2048, 2048) @ (2048, 2048), in GFLOPS, of NumPy's BLAS and
+    of scipy's (the one my_net uses); "roofline" is the higher of the two."""
     a = np.random.default_rng(0).random((GEMM_SIZE, GEMM_SIZE), dtype=np.float32)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ a
-        times.append(time.perf_counter() - start)
-    return 2 * GEMM_SIZE**3 / min(times) / 1e9
+    out = np.empty_like(a)
+    products = {"numpy": lambda: np.matmul(a, a, out=out), "scipy": lambda: my_net.gemm(a, a, out)}
+    rates = {}
+    for name, product in products.items():
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            product()
+            times.append(time.perf_counter() - start)
+        rates[name] = 2 * GEMM_SIZE**3 / min(times) / 1e9
+        time.sleep(0.5)  # let this BLAS's threads stop spinning before the other one starts
+    return {**rates, "roofline": max(rates.values())}
+
+
+def thread_settings() -> dict[str, str | int]:
+    """How many threads each library may use, as this run saw it (0 in TensorFlow: its default)."""
+    keras_net.import_keras()
+    import tensorflow as tf  # already imported, quietly, by import_keras
+
+    return {"cpu_count": os.cpu_count(), "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "unset"),
+            "tensorflow_intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "tensorflow_inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
 
 
 def useful_gflop(hidden: int, examples: int, epochs: int, inputs: int = 784, classes: int = 10) -> float:
@@ -69,13 +87,15 @@ def summarise(runs: list[dict], hidden: int, epochs: int, examples: int, rooflin
             "first_epoch_s": epochs_s[0]}
 
 
-def render(rows: list[dict], roofline: float) -> str:
+def render(rows: list[dict], gemm_rates: dict[str, float]) -> str:
     table = [[r["hidden_size"], f"{r['my_net_s']:.2f}", f"{r['keras_net_s']:.2f}", f"{r['ratio']:.2f}x",
               f"{r['my_net_gflops']:.0f}", f"{100 * r['roofline_share']:.0f}%",
-              f"{r['epoch_min_s']:.3f} / {r['epoch_median_s']:.3f} / {r['epoch_max_s']:.3f}"] for r in rows]
+              f"{r['first_epoch_s']:.3f} / {r['epoch_min_s']:.3f} / {r['epoch_median_s']:.3f} / "
+              f"{r['epoch_max_s']:.3f}"] for r in rows]
     headers = ["hidden", "my_net (s)", "keras_net (s)", "keras/my", "my_net GFLOPS", "% of GEMM roofline",
-               "my_net epoch min / median / max (s)"]
-    return (f"GEMM roofline (fp32, {GEMM_SIZE}^3, best of 7): {roofline:.0f} GFLOPS\n\n"
+               "my_net epoch first / min / median / max (s)"]
+    return (f"GEMM roofline (fp32, {GEMM_SIZE}^3, best of 7): {gemm_rates['roofline']:.0f} GFLOPS "
+            f"(NumPy's BLAS {gemm_rates['numpy']:.0f}, scipy's BLAS, which my_net uses, {gemm_rates['scipy']:.0f})\n\n"
             + tabulate(table, headers=headers, tablefmt="github", disable_numparse=True))
 
 
@@ -90,7 +110,8 @@ def main(hidden_sizes: str, epochs: int, repeats: int, output: str | None, markd
     sizes = [int(h) for h in hidden_sizes.split(",")]
     data = read_mnist.load_data()
     keras_net.import_keras()
-    roofline = gemm_gflops()
+    gemm_rates = gemm_gflops()
+    roofline = gemm_rates["roofline"]
     runs = []
     for repeat in range(repeats):
         for hidden in sizes:
@@ -99,13 +120,14 @@ def main(hidden_sizes: str, epochs: int, repeats: int, output: str | None, markd
                 click.echo(f"repeat {repeat + 1}/{repeats} hidden {hidden} {net}: "
                            f"{runs[-1]['train_time_s']:.2f}s", err=True)
     rows = [summarise(runs, h, epochs, len(data[0]), roofline) for h in sizes]
-    text = render(rows, roofline)
+    text = render(rows, gemm_rates)
     click.echo(text)
     meta = report.run_metadata({"hidden_sizes": sizes, "epochs": epochs, "repeats": repeats, "batch_size": 128,
                                 "lr": 0.1})
     if output:
         with atomic_write(output) as f:
-            json.dump({**meta, "gemm_gflops": roofline, "summary": rows, "runs": runs}, f, indent=2)
+            json.dump({**meta, "gemm_gflops": gemm_rates, "threads": thread_settings(), "summary": rows,
+                       "runs": runs}, f, indent=2)
             f.write("\n")
     if markdown:
         with atomic_write(markdown) as f:
