@@ -1,0 +1,35 @@
+"""bench/bench.py: one small real run (both nets on full MNIST, one epoch) and the figures it derives."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_benchmark_writes_consistent_figures_for_both_nets(tmp_path):
+    output, markdown = tmp_path / "bench.json", tmp_path / "bench.md"
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench.py"), "--hidden_sizes", "16", "--epochs", "1",
+         "--repeats", "1", "--output", str(output), "--markdown", str(markdown)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert completed.returncode == 0, completed.stderr
+    data = json.loads(output.read_text())
+    assert data["gemm_gflops"]["roofline"] == max(data["gemm_gflops"]["numpy"], data["gemm_gflops"]["scipy"])
+    assert data["threads"]["cpu_count"] >= 1
+    (row,) = data["summary"]
+    mine, theirs = (next(r for r in data["runs"] if r["net"] == net) for net in ("my_net", "keras_net"))
+    assert row["my_net_s"] == mine["train_time_s"] and row["keras_net_s"] == theirs["train_time_s"]
+    assert row["ratio"] == pytest.approx(theirs["train_time_s"] / mine["train_time_s"])
+    useful_gflop = 4 * (784 * 16 + 16 * 10) * 60_000 / 1e9  # one epoch at hidden 16
+    assert row["my_net_gflops"] == pytest.approx(useful_gflop / mine["train_time_s"])
+    assert row["roofline_share"] == pytest.approx(row["my_net_gflops"] / data["gemm_gflops"]["roofline"])
+    assert mine["test_accuracy"] > 0.85 and theirs["test_accuracy"] > 0.85  # one epoch really trained
+    text = markdown.read_text()
+    assert "bench.py --hidden_sizes 16" in text and "| 16 " in text
