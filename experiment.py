@@ -52,9 +52,11 @@ def plan_runs(nets: list[str], hidden_sizes: list[int], lrs: list[float], batch_
 def estimated_memory_bytes(hidden_size: int, batch_size: int, input_size: int = 784,
                            eval_chunk: int = 10_000) -> int:
     """Rough float32 footprint of one run: parameters with gradients and optimiser state (x4),
-    training buffers, and the evaluation chunk's activations; Keras needs about the same."""
+    training buffers (the gathered batch and its activations), and the evaluation chunk's activations;
+    Keras needs about the same."""
     parameters = 4 * (input_size + 11) * hidden_size
-    activations = 3 * min(batch_size, 60_000) * hidden_size + 2 * eval_chunk * hidden_size
+    batch = min(batch_size, 60_000)
+    activations = batch * (input_size + 3 * hidden_size) + 2 * eval_chunk * hidden_size
     return 4 * (parameters + activations)
 
 
