@@ -222,7 +222,7 @@ class NeuralNetwork:
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
             # Gathered batch by batch into a buffer that stays in cache: a whole permuted copy of X
-            # (188 MB) cost more, and its page faults made every fit's first epoch 0.4-0.7 s slower.
+            # (188 MB) cost more, and its page faults made every fit's first epoch 0.4-1.2 s slower.
             Xb = np.take(X, batch, axis=0, out=ws.X[:len(batch)], mode="clip")  # "clip": no extra copy
             batch_loss, batch_correct = self.train_step(Xb, y[batch], ws)
             if not math.isfinite(batch_loss):

@@ -2,10 +2,11 @@
 
     python bench/bench.py --repeats 3 --output results/benchmark.json --markdown results/benchmark.md
 
-First the fp32 GEMM roofline of NumPy's BLAS (best of several 2048^3 products), then, for each repeat,
+First the fp32 GEMM roofline: the better of NumPy's and scipy's BLAS (my_net uses scipy's), best of
+several 2048^3 products each. Then, for each repeat,
 every hidden size with my_net and keras_net interleaved, each timed as the tool times it (fit only,
 data loaded). Reports best-of-N fit times, the keras/my ratio, my_net's useful GFLOPS and its share of
-the roofline, and my_net's per-epoch min/median/max. Only ratios measured in one run mean anything:
+the roofline, and my_net's per-epoch first/min/median/max. Only ratios measured in one run mean anything:
 these machines are shared and their speed varies by up to 2x between runs.
 """
 
