@@ -33,15 +33,18 @@ class WeightsFileError(ValueError):
 
 
 def gemm(A: np.ndarray, B: np.ndarray, out: np.ndarray, alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
-    """out <- alpha A B + beta out, in place. A: (m, k), B: (k, n), out: (m, n) C-contiguous, all float32
+    """out <- alpha A B + beta out, in place. A: (m, k), B: (k, n), out: (m, n) contiguous, all float32
     (or all float64). A and B may be transposed views; other layouts are copied first.
 
     Every product in my_net goes through here, to scipy's BLAS: numpy's matmul cannot accumulate into
     its output (beta = 1, the fused SGD step), and two BLAS libraries' thread pools taking turns in one
     loop fight over the cores (measured 40x slower at hidden 30).
     """
+    if out.flags.f_contiguous and not out.flags.c_contiguous:  # a column-major out: out^T = B^T A^T
+        gemm(B.T, A.T, out.T, alpha, beta)
+        return out
     if not out.flags.c_contiguous:
-        raise ValueError("gemm writes in place: out must be C-contiguous")
+        raise ValueError("gemm writes in place: out must be contiguous")
     # BLAS is column-major and sees a C-contiguous array as its transpose, so it computes out^T = B^T A^T.
     b, trans_b = (B.T, False) if B.flags.c_contiguous else (B, True)
     a, trans_a = (A.T, False) if A.flags.c_contiguous else (A, True)
@@ -70,9 +73,16 @@ class Workspace:
         self.X = np.empty((n, d), dtype)
         self.H = np.empty((n, h), dtype)
         self.relu_mask = np.empty((n, h), bool)
-        self.Z2 = np.empty((n, c), dtype)
+        self.Z2_columns = np.empty(c * n, dtype)  # see logits()
+        self.ones = np.ones((1, n), dtype)  # 1^T dZ sums over the batch: the bias gradient as a GEMM
         self.dZ1 = np.empty((n, h), dtype)
         self.grads = {name: np.empty_like(p) for name, p in params.items()}
+
+    def logits(self, n: int) -> np.ndarray:
+        """A buffer for the logits Z2 (n, c) of n <= self.X.shape[0] examples, column-major: softmax's
+        reductions over the classes then run along contiguous memory (30% faster at n = 128)."""
+        c = len(self.grads["b2"])
+        return self.Z2_columns[:c * n].reshape(c, n).T
 
 
 class NeuralNetwork:
@@ -175,22 +185,23 @@ class NeuralNetwork:
         lr = self.optimizer.lr
         dZ2 = self.output_delta(P, y)
         dZ1 = self.hidden_delta(dZ2, H, ws)  # before W2 changes: it needs the W2 of the forward pass
+        ones = ws.ones[:, :len(y)]
         gemm(H.T, dZ2, W2, alpha=-lr, beta=1.0)
-        b2 -= lr * dZ2.sum(axis=0)
+        gemm(ones, dZ2, b2[np.newaxis], alpha=-lr, beta=1.0)
         gemm(X.T, dZ1, W1, alpha=-lr, beta=1.0)
-        b1 -= lr * dZ1.sum(axis=0)
+        gemm(ones, dZ1, b1[np.newaxis], alpha=-lr, beta=1.0)
 
     def gradients(self, X: np.ndarray, Y: np.ndarray) -> dict[str, np.ndarray]:
         """Gradients of the mean cross-entropy over the batch X (n, d), Y (n, c) or (n,), as copies."""
         y = labels_of(Y)
         ws = Workspace(len(X), self.params)
-        H, Z2 = self.forward_into(X, ws.H[:len(X)], ws.Z2[:len(X)])
+        H, Z2 = self.forward_into(X, ws.H[:len(X)], ws.logits(len(X)))
         self.softmax_cross_entropy(Z2, y)
         return {name: grad.copy() for name, grad in self.backward(X, y, H, Z2, ws).items()}
 
     def train_step(self, X: np.ndarray, y: np.ndarray, ws: Workspace) -> tuple[float, int]:
         """One optimiser step on the batch X (n, d), y (n,); returns (sum of losses, correct count)."""
-        H, Z2 = self.forward_into(X, ws.H[:len(X)], ws.Z2[:len(X)])
+        H, Z2 = self.forward_into(X, ws.H[:len(X)], ws.logits(len(X)))
         loss_sum, correct = self.softmax_cross_entropy(Z2, y)
         if isinstance(self.optimizer, SGD) and not self.optimizer.momentum:
             self.sgd_step(X, y, H, Z2, ws)

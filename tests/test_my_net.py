@@ -102,22 +102,24 @@ def test_predict_is_finite_when_the_weights_make_huge_logits():
 
 @pytest.mark.parametrize("transpose_a", [False, True])
 @pytest.mark.parametrize("transpose_b", [False, True])
+@pytest.mark.parametrize("out_order", ["C", "F"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_gemm_accumulates_in_place_like_numpy_for_every_layout(transpose_a, transpose_b, dtype):
+def test_gemm_accumulates_in_place_like_numpy_for_every_layout(transpose_a, transpose_b, out_order, dtype):
     rng = np.random.default_rng(3)
     A = rng.standard_normal((7, 5)).astype(dtype)
     B = rng.standard_normal((5, 4)).astype(dtype)
     A_arg = np.ascontiguousarray(A.T).T if transpose_a else A  # a transposed view, as X.T is
     B_arg = np.ascontiguousarray(B.T).T if transpose_b else B
-    out = rng.standard_normal((7, 4)).astype(dtype)
+    out = np.array(rng.standard_normal((7, 4)), dtype, order=out_order)  # "F": as the workspace's logits
     expected = -0.5 * (A @ B) + out
     result = my_net.gemm(A_arg, B_arg, out, alpha=-0.5, beta=1.0)
     assert result is out
     np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
 
 
-def test_fused_sgd_step_equals_weights_minus_lr_times_the_gradients(mnist):
-    X, y = mnist[0][:128], mnist[1][:128]
+@pytest.mark.parametrize("n", [128, 100])  # 100: a last batch, in part of the workspace's buffers
+def test_fused_sgd_step_equals_weights_minus_lr_times_the_gradients(mnist, n):
+    X, y = mnist[0][:n], mnist[1][:n]
     fused = NeuralNetwork(784, 64, 10, lr=0.1, seed=4)
     reference = fused.get_weights()
     grads = fused.gradients(X, y)
