@@ -33,3 +33,27 @@ def test_benchmark_writes_consistent_figures_for_both_nets(tmp_path):
     assert mine["test_accuracy"] > 0.85 and theirs["test_accuracy"] > 0.85  # one epoch really trained
     text = markdown.read_text()
     assert "bench.py --hidden_sizes 16" in text and "| 16 " in text
+
+
+def run_ab(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "bench" / "ab.py"), *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_ab_times_both_versions_from_the_same_start():
+    completed = run_ab("--against", "HEAD", "--hidden_sizes", "8", "--epochs", "2")
+    assert completed.returncode == 0, completed.stderr
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in completed.stdout.splitlines()[2:]]
+    assert [row[:2] for row in rows] == [["8", "HEAD"], ["8", "checkout"]]
+    assert all(float(row[2]) > 0 for row in rows)
+    unchanged = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "my_net.py"], cwd=ROOT).returncode == 0
+    if unchanged:  # the same code from the same weights on the same batches: the very same weights
+        assert float(rows[1][5]) == 0.0
+
+
+def test_ab_refuses_an_unknown_revision_in_one_line():
+    completed = run_ab("--against", "no-such-revision", "--epochs", "1")
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines()[-1].startswith("Error: --against no-such-revision:")
+    assert "Traceback" not in completed.stderr
