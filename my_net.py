@@ -126,6 +126,12 @@ class NeuralNetwork:
         gemm(H, self.params["W2"], Z2, beta=1.0)
         return H, Z2
 
+    def forward_batch(self, X: np.ndarray, ws: Workspace) -> tuple[np.ndarray, np.ndarray]:
+        """H (n, h) and Z2 (n, c) of the batch X (n, d) in the workspace's buffers, which also keep
+        [Z1 > 0] for hidden_delta."""
+        n = len(X)
+        return self.forward_into(X, ws.H[:n], ws.logits(n), ws.relu_mask[:n])
+
     @staticmethod
     def softmax_cross_entropy(Z2: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """Turn logits Z2 (n, c) into P = softmax(Z2) in place; return (sum of losses, correct count).
@@ -156,7 +162,7 @@ class NeuralNetwork:
     def hidden_delta(self, dZ2: np.ndarray, ws: Workspace) -> np.ndarray:
         """dZ1 = (dZ2 W2^T) * [Z1 > 0] (n, h), in the workspace; dZ2: (n, c).
 
-        [Z1 > 0] is the workspace's relu_mask, as the forward pass of this batch left it."""
+        [Z1 > 0] is the workspace's relu_mask, as forward_batch left it for this batch."""
         n = len(dZ2)
         W2_T = np.ascontiguousarray(self.params["W2"].T)  # BLAS's small product is ~25% faster on a copy
         dZ1 = gemm(dZ2, W2_T, ws.dZ1[:n])
@@ -200,13 +206,13 @@ class NeuralNetwork:
         """Gradients of the mean cross-entropy over the batch X (n, d), Y (n, c) or (n,), as copies."""
         y = labels_of(Y)
         ws = Workspace(len(X), self.params)
-        H, Z2 = self.forward_into(X, ws.H[:len(X)], ws.logits(len(X)), ws.relu_mask[:len(X)])
+        H, Z2 = self.forward_batch(X, ws)
         self.softmax_cross_entropy(Z2, y)
         return {name: grad.copy() for name, grad in self.backward(X, y, H, Z2, ws).items()}
 
     def train_step(self, X: np.ndarray, y: np.ndarray, ws: Workspace) -> tuple[float, int]:
         """One optimiser step on the batch X (n, d), y (n,); returns (sum of losses, correct count)."""
-        H, Z2 = self.forward_into(X, ws.H[:len(X)], ws.logits(len(X)), ws.relu_mask[:len(X)])
+        H, Z2 = self.forward_batch(X, ws)
         loss_sum, correct = self.softmax_cross_entropy(Z2, y)
         if isinstance(self.optimizer, SGD) and not self.optimizer.momentum:
             self.sgd_step(X, y, H, Z2, ws)
