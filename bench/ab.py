@@ -12,11 +12,9 @@ results) are this checkout's for both.
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
@@ -39,11 +37,8 @@ def my_net_at(revision: str) -> ModuleType:
     shown = subprocess.run(["git", "show", f"{revision}:my_net.py"], cwd=ROOT, capture_output=True, text=True)
     if shown.returncode != 0:
         raise click.UsageError(f"--against {revision}: {shown.stderr.strip().splitlines()[-1]}")
-    path = Path(tempfile.mkdtemp()) / "my_net_at_revision.py"
-    path.write_text(shown.stdout)
-    spec = importlib.util.spec_from_file_location("my_net_at_revision", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = ModuleType("my_net_at_revision")
+    exec(compile(shown.stdout, f"{revision}:my_net.py", "exec"), module.__dict__)
     return module
 
 
