@@ -1,62 +1,200 @@
-"""Plan and run the training runs a command asks for: nets x settings x repeats, with progress.
+"""Runs: the net interface, the one runner that trains and times any net, and the plan of a command's runs.
 
-Not for: option parsing (main.py) or rendering (report.py). Imports keras_net only when a Keras run
-is planned, so `--net_type my` never loads TensorFlow.
+    train(spec, data) -> RunResult      build the net, pair it, time fit, evaluate: the same for every net
+
+Not for: option parsing (main.py), rendering (report.py) or progress bars (progress.py). Imports no net:
+a RunSpec carries its net's class, so `--net_type my` never loads TensorFlow.
 """
 
 from __future__ import annotations
 
-import importlib
+import inspect
 import itertools
+import math
 import os
-import sys
-from dataclasses import dataclass, field
-from typing import Any
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, Protocol, runtime_checkable
 
-from tqdm import tqdm
+import numpy as np
 
-from results import RunResult, hyperparameters
+import read_mnist
+from optimizers import DEFAULT_OPTIMIZER, OptimizerSettings, initial_weights
+from results import EpochCallback, RunResult, TrainingDiverged, confusion_matrix
+from spec import EVAL_CHUNK, NUM_CLASSES, RunSpec
 
-NETS = {"my": "my_net", "keras": "keras_net"}  # --net_type -> the net's module, also its name in the table
+Dataset = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""X_train (N, d) float32 in [0, 1], y_train (N,) labels, X_test (M, d), y_test (M,)."""
 
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One training run: which net, its settings, its seed, and whether it is paired with its twin."""
-
-    net: str
-    hidden_size: int
-    lr: float
-    batch_size: int
-    number_epochs: int
-    seed: int
-    paired: bool = False
-    eval_every_epoch: bool = False
-    optimizer: str = "sgd"
-    init: str = "glorot_uniform"
-    optimizer_options: dict[str, float] = field(default_factory=dict, hash=False)
-
-    def describe(self) -> str:
-        return f"{NETS[self.net]} h={self.hidden_size} lr={self.lr} batch={self.batch_size} seed={self.seed}"
+PROBABILITY_FLOOR = 1e-7  # Keras clips probabilities to [eps, 1 - eps] before the log: the same loss here
 
 
-def plan_runs(nets: list[str], hidden_sizes: list[int], lrs: list[float], batch_sizes: list[int],
-              repeats: int, seed: int, **common: Any) -> list[RunSpec]:
-    """Every (setting, repeat, net) in order: settings as a cartesian product, seeds seed, seed+1, ...,
-    and within each, the nets in the order given (my_net first)."""
-    return [RunSpec(net, h, lr, batch, seed=seed + r, **common)
+@runtime_checkable
+class Net(Protocol):
+    """What a net implements to be trained, compared and checked: Keras' per-batch API.
+
+    Constructed as Net(input_size d, hidden_size h, output_size c, lr, seed). Weights are
+    [W1 (d, h), b1 (h,), W2 (h, c), b2 (c,)], Keras' layout.
+    """
+
+    def train_on_batch(self, X: np.ndarray, y: np.ndarray) -> float:
+        """One optimiser step on X (n, d) float32, y (n,) int labels; the batch's mean cross-entropy
+        from this step's forward pass."""
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """(n, c) softmax probabilities for X (n, d)."""
+
+    def get_weights(self) -> list[np.ndarray]: ...
+
+    def set_weights(self, weights: list[np.ndarray]) -> None: ...
+
+
+class TrainableNet(Net, Protocol):
+    """A Net with its own epoch loop and evaluation (my_net's fused loop, Keras' model.fit)."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray, batch_size: int, number_epochs: int,
+            rng: np.random.Generator | None, on_epoch_end: EpochCallback | None) -> Any:
+        """Train number_epochs epochs on X (N, d), y (N,): every epoch the batches of a fresh permutation
+        (drawn from rng when given), the last partial batch included; on_epoch_end(epoch, logs) after each,
+        logs holding loss, accuracy and epoch_time_s. Raises TrainingDiverged on a non-finite loss."""
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy in [0, 1]) over X (n, d), y (n,)."""
+
+
+class BatchLoop:
+    """What the runner supplies to a net that has only Net's four methods: the epoch loop, evaluation."""
+
+    def __init__(self, net: Net, seed: int | None):
+        self.net, self.seed = net, seed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.net, name)
+
+    def fit(self, X: np.ndarray, y: np.ndarray, batch_size: int, number_epochs: int,
+            rng: np.random.Generator | None, on_epoch_end: EpochCallback | None) -> None:
+        """As TrainableNet.fit, by one train_on_batch per batch; loss is the epoch's mean over examples."""
+        rng = rng if rng is not None else np.random.default_rng(self.seed)
+        for epoch in range(number_epochs):
+            start, loss_sum = time.perf_counter(), 0.0
+            order = rng.permutation(len(X))
+            for first in range(0, len(X), batch_size):
+                batch = order[first:first + batch_size]
+                loss = float(self.net.train_on_batch(X[batch], y[batch]))
+                if not math.isfinite(loss):
+                    raise TrainingDiverged(epoch + 1)
+                loss_sum += loss * len(batch)
+            if not weights_are_finite(self.net):
+                raise TrainingDiverged(epoch + 1)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, {"loss": loss_sum / len(X), "epoch_time_s": time.perf_counter() - start})
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        return evaluate_from_predict(self.net, X, y)
+
+
+def evaluate_from_predict(net: Net, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of net.predict over X (n, d), y (n,), in chunks; probabilities are
+    clipped to [1e-7, 1] before the log, as Keras' categorical cross-entropy does."""
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(X), EVAL_CHUNK):
+        P = np.asarray(net.predict(X[start:start + EVAL_CHUNK]), np.float64)
+        yc = y[start:start + EVAL_CHUNK].astype(np.intp)
+        correct += int(np.count_nonzero(P.argmax(axis=1) == yc))
+        loss_sum -= float(np.log(np.clip(P[np.arange(len(yc)), yc], PROBABILITY_FLOOR, 1.0)).sum())
+    return loss_sum / len(X), correct / len(X)
+
+
+def weights_are_finite(net: Net) -> bool:
+    return all(np.isfinite(w).all() for w in net.get_weights())
+
+
+def build_net(spec: RunSpec, input_size: int) -> TrainableNet:
+    """spec.net(d, h, c, lr, seed) (optimizer and init too when its class takes them), with the paired
+    initial weights when spec.paired; a net without its own fit/evaluate gets BatchLoop's."""
+    settings = inspect.signature(spec.net).parameters
+    extra = {name: getattr(spec, name) for name in ("optimizer", "init") if name in settings}
+    net = spec.net(input_size, spec.hidden_size, NUM_CLASSES, spec.lr, spec.seed, **extra)
+    if spec.paired:
+        sizes = (input_size, spec.hidden_size, NUM_CLASSES)
+        net.set_weights(initial_weights(np.random.default_rng(spec.seed), sizes, spec.init))
+    has_own_loop = callable(getattr(net, "fit", None)) and callable(getattr(net, "evaluate", None))
+    return net if has_own_loop else BatchLoop(net, spec.seed)
+
+
+class EpochRecorder:
+    """The runner's on_epoch_end: keeps the history, evaluates the test set when asked, reports progress,
+    and counts its own seconds so that Time(s) covers the net's training alone."""
+
+    def __init__(self, net: TrainableNet, test: tuple[np.ndarray, np.ndarray] | None,
+                 report: EpochCallback | None):
+        self.net, self.test, self.report = net, test, report
+        self.history: dict[str, list[float]] = {}
+        self.seconds = 0.0
+
+    def __call__(self, epoch: int, logs: dict[str, float]) -> None:
+        start = time.perf_counter()
+        logs = dict(logs)
+        if self.test is not None:
+            logs["test_loss"], logs["test_accuracy"] = self.net.evaluate(*self.test)
+        for name, value in logs.items():
+            self.history.setdefault(name, []).append(float(value))
+        if self.report is not None:
+            self.report(epoch, logs)
+        self.seconds += time.perf_counter() - start
+
+
+def train(spec: RunSpec, data: Dataset, on_epoch_end: EpochCallback | None = None) -> RunResult:
+    """Train spec's net on data and return its RunResult. `train_time_s` is the wall time of the net's
+    fit alone (data loaded, net built; per-epoch evaluation and progress not counted)."""
+    X_train, y_train, X_test, y_test = data
+    net = build_net(spec, X_train.shape[1])
+    result = RunResult(spec)
+    result.initial_train_loss = net.evaluate(X_train, y_train)[0]
+    recorder = EpochRecorder(net, (X_test, y_test) if spec.eval_every_epoch else None, on_epoch_end)
+    result.history = recorder.history
+    rng = np.random.default_rng(spec.seed) if spec.paired else None
+    start = time.perf_counter()
+    try:
+        net.fit(X_train, y_train, spec.batch_size, spec.number_epochs, rng, recorder)
+    except TrainingDiverged as err:
+        return result.mark_diverged(err.epoch)
+    result.train_time_s = time.perf_counter() - start - recorder.seconds
+    result.test_loss, result.test_accuracy = net.evaluate(X_test, y_test)
+    result.train_loss, result.train_accuracy = net.evaluate(X_train, y_train)
+    predicted = np.concatenate([net.predict(X_test[i:i + EVAL_CHUNK]).argmax(axis=1)
+                                for i in range(0, len(X_test), EVAL_CHUNK)])
+    result.confusion = confusion_matrix(y_test, predicted).tolist()
+    return result
+
+
+def fit_and_test(net: type, hidden_size: int = 30, batch_size: int = 128, number_epochs: int = 20,
+                 lr: float = 0.1, seed: int | None = None, data: Dataset | None = None, *, paired: bool = False,
+                 eval_every_epoch: bool = False, optimizer: OptimizerSettings = DEFAULT_OPTIMIZER,
+                 init: str = "glorot_uniform", on_epoch_end: EpochCallback | None = None) -> RunResult:
+    """One run of `net` on MNIST (the bundled files when data is None): the original tool's
+    fit_and_test_net_on_MNIST, which my_net and keras_net keep as thin wrappers over this."""
+    spec = RunSpec(net, hidden_size, lr, batch_size, number_epochs, seed, paired, eval_every_epoch, optimizer, init)
+    return train(spec, data if data is not None else read_mnist.load_data(), on_epoch_end)
+
+
+def plan_runs(template: RunSpec, nets: list[type], hidden_sizes: list[int], lrs: list[float],
+              batch_sizes: list[int], repeats: int) -> list[RunSpec]:
+    """Every (setting, repeat, net) in order: settings as a cartesian product, seeds template.seed,
+    template.seed + 1, ..., and within each, the nets in the order given (my_net first)."""
+    return [replace(template, net=net, hidden_size=h, lr=lr, batch_size=batch, seed=template.seed + r)
             for h, lr, batch in itertools.product(hidden_sizes, lrs, batch_sizes)
             for r in range(repeats) for net in nets]
 
 
-def estimated_memory_bytes(hidden_size: int, batch_size: int, input_size: int = 784,
-                           eval_chunk: int = 10_000) -> int:
+def estimated_memory_bytes(hidden_size: int, batch_size: int, input_size: int = 784) -> int:
     """Rough float32 footprint of one run: parameters with gradients and optimiser state (x4),
     training buffers (the gathered batch and its activations), and the evaluation chunk's activations;
     Keras needs about the same."""
-    parameters = 4 * (input_size + 11) * hidden_size
+    parameters = 4 * (input_size + NUM_CLASSES + 1) * hidden_size
     batch = min(batch_size, 60_000)
-    activations = batch * (input_size + 3 * hidden_size) + 2 * eval_chunk * hidden_size
+    activations = batch * (input_size + 3 * hidden_size) + 2 * EVAL_CHUNK * hidden_size
     return 4 * (parameters + activations)
 
 
@@ -64,81 +202,16 @@ def physical_memory_bytes() -> int:
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def initial_weights(spec: RunSpec, input_size: int) -> list:
-    """The weights both nets of a paired run start from: my_net's initialisation for spec.seed."""
-    import my_net
-
-    return my_net.NeuralNetwork(input_size, spec.hidden_size, 10, spec.lr, spec.seed,
-                                init=spec.init).get_weights()
-
-
-def train(spec: RunSpec, data: tuple, on_epoch_end: Any = None) -> RunResult:
-    """Run one spec on data (X_train, y_train, X_test, y_test) and return its result."""
-    module = importlib.import_module(NETS[spec.net])
-    pairing = {}
-    if spec.paired:
-        pairing = {"initial_weights": initial_weights(spec, data[0].shape[1]), "order_seed": spec.seed}
-    return module.fit_and_test_net_on_MNIST(
-        spec.hidden_size, spec.batch_size, spec.number_epochs, spec.lr, seed=spec.seed, data=data,
-        on_epoch_end=on_epoch_end, eval_every_epoch=spec.eval_every_epoch, optimizer=spec.optimizer,
-        init=spec.init, **pairing, **spec.optimizer_options)
-
-
-def interrupted_result(spec: RunSpec) -> RunResult:
-    settings = hyperparameters(spec.hidden_size, spec.batch_size, spec.number_epochs, spec.lr, spec.optimizer,
-                               spec.init, **spec.optimizer_options)
-    return RunResult(NETS[spec.net], settings, spec.seed).mark_interrupted()
-
-
-class Progress:
-    """tqdm bars on stderr: one over all runs (when there are several), one over each run's epochs;
-    with `verbose`, a summary line per epoch. Bars hide when stderr is not a terminal or when quiet."""
-
-    def __init__(self, total_runs: int, quiet: bool = False, verbose: bool = False):
-        self.disable = True if quiet else None  # None: tqdm hides itself when stderr is not a TTY
-        self.verbose = verbose and not quiet
-        self.overall = tqdm(total=total_runs, desc="runs", unit="run", file=sys.stderr,
-                            disable=True if quiet or total_runs < 2 else None, position=0)
-        self.bar: tqdm | None = None
-        self.spec: RunSpec | None = None
-
-    def start(self, spec: RunSpec) -> None:
-        self.spec = spec
-        self.bar = tqdm(total=spec.number_epochs, desc=spec.describe(), unit="epoch", file=sys.stderr,
-                        disable=self.disable, leave=False, position=1 if self.overall.total > 1 else 0)
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-        self.bar.set_postfix(loss=f"{logs['loss']:.4f}", acc=f"{100 * logs['accuracy']:.2f}%", refresh=False)
-        self.bar.update(1)
-        if self.verbose:
-            tqdm.write(f"{self.spec.describe()} epoch {epoch + 1}/{self.spec.number_epochs}: "
-                       f"loss {logs['loss']:.4f}, accuracy {100 * logs['accuracy']:.2f}%, "
-                       f"{logs['epoch_time_s']:.2f}s", file=sys.stderr)
-
-    def finish(self) -> None:
-        self.bar.close()
-        self.overall.update(1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        self.overall.close()
-
-
-def run_all(specs: list[RunSpec], data: tuple, progress: Progress) -> tuple[list[RunResult], bool]:
-    """Train every spec in order; on Ctrl-C keep the finished results, mark the running one
-    interrupted, and return (results, True)."""
+def run_all(specs: list[RunSpec], data: Dataset, start_run: Callable[[RunSpec], EpochCallback],
+            finish_run: Callable[[RunSpec], None]) -> tuple[list[RunResult], bool]:
+    """Train every spec in order, calling start_run(spec) for its epoch callback and finish_run(spec)
+    after it; on Ctrl-C keep the finished results, mark the running one interrupted, return (results, True)."""
     results: list[RunResult] = []
     for spec in specs:
-        progress.start(spec)
         try:
-            results.append(train(spec, data, progress.on_epoch_end))
+            results.append(train(spec, data, start_run(spec)))
         except KeyboardInterrupt:
-            results.append(interrupted_result(spec))
-            progress.close()
+            results.append(RunResult(spec).mark_interrupted())
             return results, True
-        progress.finish()
-        if progress.verbose or (progress.disable is None and not sys.stderr.isatty()):
-            print(f"finished {spec.describe()}", file=sys.stderr, flush=True)
-    progress.close()
+        finish_run(spec)
     return results, False

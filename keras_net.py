@@ -4,7 +4,8 @@
     Glorot-uniform kernels, zero biases; SGD(lr) without momentum unless asked.
 
 The only module that imports TensorFlow/Keras, and only when a Keras run is asked for (import_keras).
-Paired mode (fit_paired) feeds the very batches my_net sees, in the same order, from the same weights.
+KerasNet wraps the model in experiment's Net interface; with an order generator its fit feeds the very
+batches my_net sees, in the same order (paired mode).
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from read_mnist import load_data, one_hot
-from results import EpochCallback, RunResult, TrainingDiverged, confusion_matrix, hyperparameters
+import experiment
+from optimizers import DEFAULT_OPTIMIZER, OptimizerSettings
+from read_mnist import MnistDataError, Split, check_split, one_hot
+from results import EpochCallback, RunResult, TrainingDiverged
+from spec import EVAL_CHUNK, NUM_CLASSES
 
-EVAL_BATCH = 10_000
 _keras: Any = None
 
 
@@ -64,21 +68,21 @@ def import_keras() -> Any:
     return _keras
 
 
-def make_optimizer(name: str, lr: float, momentum: float = 0.9, beta_1: float = 0.9,
-                   beta_2: float = 0.999, epsilon: float = 1e-7) -> Any:
+def make_optimizer(settings: OptimizerSettings, lr: float) -> Any:
     """The Keras optimiser that optimizers.make_optimizer mirrors in NumPy."""
     keras = import_keras()
-    if name == "sgd":
+    if settings.name == "sgd":
         return keras.optimizers.SGD(learning_rate=lr)
-    if name == "momentum":
-        return keras.optimizers.SGD(learning_rate=lr, momentum=momentum)
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
-    raise ValueError(f"unknown optimizer {name!r}")
+    if settings.name == "momentum":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=settings.momentum)
+    if settings.name == "adam":
+        return keras.optimizers.Adam(learning_rate=lr, beta_1=settings.beta_1, beta_2=settings.beta_2,
+                                     epsilon=settings.epsilon)
+    raise ValueError(f"unknown optimizer {settings.name!r}")
 
 
-def build_model(hidden_size: int, lr: float, input_size: int = 784, output_size: int = 10,
-                optimizer: str = "sgd", init: str = "glorot_uniform", **optimizer_options: float) -> Any:
+def build_model(hidden_size: int, lr: float, input_size: int = 784, output_size: int = NUM_CLASSES,
+                optimizer: OptimizerSettings = DEFAULT_OPTIMIZER, init: str = "glorot_uniform") -> Any:
     """A compiled Sequential model: Dense(h, relu) -> Dense(c, softmax), `init` kernels, zero biases."""
     keras = import_keras()
     model = keras.Sequential([
@@ -86,8 +90,7 @@ def build_model(hidden_size: int, lr: float, input_size: int = 784, output_size:
         keras.layers.Dense(hidden_size, activation="relu", kernel_initializer=init, bias_initializer="zeros"),
         keras.layers.Dense(output_size, activation="softmax", kernel_initializer=init, bias_initializer="zeros"),
     ])
-    model.compile(optimizer=make_optimizer(optimizer, lr, **optimizer_options),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=make_optimizer(optimizer, lr), loss="categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
@@ -104,14 +107,13 @@ def gradients(model: Any, X: np.ndarray, Y: np.ndarray) -> dict[str, np.ndarray]
 
 
 def epoch_callback(on_epoch_end: EpochCallback | None) -> Any:
-    """A Keras callback that times each epoch, keeps the history under my_net's names (loss, accuracy,
-    epoch_time_s, test_loss, test_accuracy), stops on a non-finite loss or weight, and calls on_epoch_end."""
+    """A Keras callback that times each epoch, passes its logs under my_net's names (loss, accuracy,
+    epoch_time_s) to on_epoch_end, and stops training on a non-finite loss or weight."""
     keras = import_keras()
 
     class EpochWatcher(keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
-            self.history: dict[str, list[float]] = {}
             self.diverged_epoch: int | None = None
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -122,10 +124,7 @@ def epoch_callback(on_epoch_end: EpochCallback | None) -> Any:
             if not math.isfinite(logs["loss"]) or not weights_are_finite(self.model):
                 self.diverged_epoch = epoch + 1
                 self.model.stop_training = True
-                return
-            for name, value in logs.items():
-                self.history.setdefault(name, []).append(value)
-            if on_epoch_end is not None:
+            elif on_epoch_end is not None:
                 on_epoch_end(epoch, logs)
 
     return EpochWatcher()
@@ -142,60 +141,79 @@ def weights_are_finite(model: Any) -> bool:
     return all(np.isfinite(w).all() for w in model.get_weights())
 
 
-def fit_epochs(model: Any, X: np.ndarray, Y: np.ndarray, batch_size: int, num_epochs: int,
-               order_seed: int | None, callbacks: list, validation_data: tuple | None) -> None:
-    """Keras' own fit (shuffle=True), or with `order_seed` the paired order: every epoch the
-    permutation np.random.default_rng(order_seed) draws, exactly as my_net.fit draws it."""
-    options = {"batch_size": batch_size, "verbose": 0, "callbacks": callbacks, "validation_data": validation_data}
-    if order_seed is None:
-        model.fit(X, Y, epochs=num_epochs, shuffle=True, **options)
+def fit_epochs(model: Any, X: np.ndarray, Y: np.ndarray, batch_size: int, number_epochs: int,
+               rng: np.random.Generator | None, callbacks: list) -> None:
+    """Keras' own fit (shuffle=True), or with `rng` the paired order: every epoch the permutation
+    rng draws, exactly as my_net.fit draws it."""
+    options = {"batch_size": batch_size, "verbose": 0, "callbacks": callbacks}
+    if rng is None:
+        model.fit(X, Y, epochs=number_epochs, shuffle=True, **options)
         return
-    rng = np.random.default_rng(order_seed)
-    for epoch in range(num_epochs):
+    for epoch in range(number_epochs):
         order = rng.permutation(len(X))
         model.fit(X[order], Y[order], epochs=epoch + 1, initial_epoch=epoch, shuffle=False, **options)
         if model.stop_training:
             return
 
 
-def fit_and_test_net_on_MNIST(hidden_size: int = 30, batch_size: int = 128, num_epochs: int = 20,
+class KerasNet:
+    """The Keras twin behind experiment's Net interface: model.fit for epochs, model.evaluate for metrics."""
+
+    name = "keras_net"
+
+    def __init__(self, input_size: int = 784, hidden_size: int = 30, output_size: int = NUM_CLASSES,
+                 lr: float = 0.1, seed: int | None = None, optimizer: OptimizerSettings = DEFAULT_OPTIMIZER,
+                 init: str = "glorot_uniform"):
+        keras = import_keras()
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
+        self.model = build_model(hidden_size, lr, input_size, output_size, optimizer, init)
+
+    def train_on_batch(self, X: np.ndarray, y: np.ndarray) -> float:
+        loss, _accuracy = self.model.train_on_batch(X, one_hot(y))
+        return float(loss)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """(n, c) softmax probabilities for X (n, d)."""
+        return self.model.predict(X, batch_size=EVAL_CHUNK, verbose=0)
+
+    def get_weights(self) -> list[np.ndarray]:
+        return self.model.get_weights()
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        self.model.set_weights(weights)
+
+    def fit(self, X: np.ndarray, y: np.ndarray, batch_size: int, number_epochs: int,
+            rng: np.random.Generator | None = None, on_epoch_end: EpochCallback | None = None) -> None:
+        """model.fit over number_epochs (paired order when rng is given); TrainingDiverged on a non-finite
+        loss or weight."""
+        watcher = epoch_callback(on_epoch_end)
+        fit_epochs(self.model, X, one_hot(y), batch_size, number_epochs, rng, [watcher])
+        if watcher.diverged_epoch is not None:
+            raise TrainingDiverged(watcher.diverged_epoch)
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy in [0, 1]) of the model on X (n, d), y (n,) labels."""
+        loss, accuracy = self.model.evaluate(X, one_hot(y), batch_size=EVAL_CHUNK, verbose=0)
+        return float(loss), float(accuracy)
+
+
+def fit_and_test_net_on_MNIST(hidden_size: int = 30, batch_size: int = 128, number_epochs: int = 20,
                               lr: float = 0.1, seed: int | None = None, data: tuple | None = None,
-                              on_epoch_end: EpochCallback | None = None, initial_weights: list | None = None,
-                              order_seed: int | None = None, eval_every_epoch: bool = False,
-                              optimizer: str = "sgd", init: str = "glorot_uniform",
-                              **optimizer_options: float) -> RunResult:
-    """Train the Keras twin on MNIST and return its RunResult (train time covers `fit` only).
-
-    Arguments as for my_net.fit_and_test_net_on_MNIST; `seed` goes to keras.utils.set_random_seed.
-    """
-    keras = import_keras()
-    X_train, y_train, X_test, y_test = data if data is not None else load_data()
-    Y_train, Y_test = one_hot(y_train), one_hot(y_test)
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
-    model = build_model(hidden_size, lr, X_train.shape[1], 10, optimizer, init, **optimizer_options)
-    if initial_weights is not None:
-        model.set_weights(initial_weights)
-    result = RunResult("keras_net", hyperparameters(hidden_size, batch_size, num_epochs, lr, optimizer, init,
-                                                    **optimizer_options), seed)
-    result.initial_train_loss = evaluate(model, X_train, Y_train)[0]
-    watcher = epoch_callback(on_epoch_end)
-    validation = (X_test, Y_test) if eval_every_epoch else None
-    start = time.perf_counter()
-    fit_epochs(model, X_train, Y_train, batch_size, num_epochs, order_seed, [watcher], validation)
-    train_time_s = time.perf_counter() - start
-    if watcher.diverged_epoch is not None:
-        return result.mark_diverged(TrainingDiverged(watcher.diverged_epoch, watcher.history))
-    result.train_time_s = train_time_s
-    result.history = watcher.history
-    result.test_loss, result.test_accuracy = evaluate(model, X_test, Y_test)
-    result.train_loss, result.train_accuracy = evaluate(model, X_train, Y_train)
-    predictions = model.predict(X_test, batch_size=EVAL_BATCH, verbose=0).argmax(axis=1)
-    result.confusion = confusion_matrix(y_test, predictions).tolist()
-    return result
+                              **options) -> RunResult:
+    """Train the Keras twin on MNIST (the bundled files when `data` is None) and return its RunResult: the
+    original tool's entry point, now experiment.fit_and_test (which takes the keyword options)."""
+    return experiment.fit_and_test(KerasNet, hidden_size, batch_size, number_epochs, lr, seed, data, **options)
 
 
-def evaluate(model: Any, X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy in [0, 1]) of the model on X (n, d), Y (n, c)."""
-    loss, accuracy = model.evaluate(X, Y, batch_size=EVAL_BATCH, verbose=0)
-    return float(loss), float(accuracy)
+def load_mnist() -> tuple[Split, Split]:
+    """The original data source: `keras.datasets.mnist.load_data()`, the shapes and dtypes of
+    read_mnist.get_MNIST. Needs the internet or the Keras cache (~/.keras/datasets/mnist.npz); failures
+    raise MnistDataError."""
+    try:
+        (x_train, y_train), (x_test, y_test) = import_keras().datasets.mnist.load_data()
+    except Exception as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        raise MnistDataError(f"keras.datasets.mnist: cannot load MNIST ({message})") from None
+    source = Path("~/.keras/datasets/mnist.npz")
+    return check_split(x_train, y_train, source, source), check_split(x_test, y_test, source, source)

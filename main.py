@@ -19,13 +19,20 @@ import click
 from tabulate import tabulate_formats
 
 import experiment
+import keras_net
+import my_net
 import read_mnist
 import report
-from optimizers import INITIALIZERS, OPTIMIZERS
-from results import DIVERGED
+from optimizers import DEFAULT_OPTIMIZER, INITIALIZERS, OPTIMIZERS, OptimizerSettings
+from progress import Progress
+from results import DIVERGED, RunResult
+from spec import RunSpec
 
 __version__ = "1.0.0"
 EXIT_BELOW_THRESHOLD, EXIT_DIVERGED, EXIT_DATA_ERROR, EXIT_INTERRUPTED = 1, 3, 4, 130
+# --net_type -> the net's class; with --compare_nets, every one in this order. Importing keras_net does not
+# import TensorFlow: building a KerasNet does.
+NET_TYPES = {"my": my_net.NeuralNetwork, "keras": keras_net.KerasNet}
 
 
 def comma_list(kind: type, minimum: float, inclusive: bool = True):
@@ -74,7 +81,7 @@ def writable_output(ctx: click.Context, param: click.Parameter, value: str | Non
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--net_type", "--net-type", type=click.Choice(["my", "keras"]), default="my", show_default=True,
+@click.option("--net_type", "--net-type", type=click.Choice(list(NET_TYPES)), default="my", show_default=True,
               help="Which net to train (both with --compare_nets).")
 @click.option("--hidden_size", "--hidden-size", default="30", show_default=True,
               callback=comma_list(int, 1), help="Hidden units; a comma list sweeps, e.g. 30,128,256,300.")
@@ -97,15 +104,16 @@ def writable_output(ctx: click.Context, param: click.Parameter, value: str | Non
 @click.option("--data_source", "--data-source", type=click.Choice(["bundled", "keras"]), default="bundled",
               show_default=True, help="bundled: IDX files (offline); keras: keras.datasets.mnist (needs its cache "
                                       "or the internet).")
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", show_default=True,
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=DEFAULT_OPTIMIZER.name, show_default=True,
               help="sgd (plain), momentum (SGD with --momentum) or adam; the same in both nets.")
-@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True,
-              help="Momentum for --optimizer momentum.")
-@click.option("--beta_1", "--beta-1", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True,
-              help="Adam's first-moment decay.")
-@click.option("--beta_2", "--beta-2", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True,
-              help="Adam's second-moment decay.")
-@click.option("--epsilon", type=click.FloatRange(0, min_open=True), default=1e-7, show_default=True,
+@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=DEFAULT_OPTIMIZER.momentum,
+              show_default=True, help="Momentum for --optimizer momentum.")
+@click.option("--beta_1", "--beta-1", type=click.FloatRange(0, 1, max_open=True), default=DEFAULT_OPTIMIZER.beta_1,
+              show_default=True, help="Adam's first-moment decay.")
+@click.option("--beta_2", "--beta-2", type=click.FloatRange(0, 1, max_open=True), default=DEFAULT_OPTIMIZER.beta_2,
+              show_default=True, help="Adam's second-moment decay.")
+@click.option("--epsilon", type=click.FloatRange(0, min_open=True), default=DEFAULT_OPTIMIZER.epsilon,
+              show_default=True,
               help="Adam's epsilon (Keras' default).")
 @click.option("--init", type=click.Choice(INITIALIZERS), default="glorot_uniform", show_default=True,
               help="Kernel initialiser of both layers (biases start at zero).")
@@ -124,113 +132,110 @@ def writable_output(ctx: click.Context, param: click.Parameter, value: str | Non
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or messages on stderr, only errors.")
 @click.option("-v", "--verbose", is_flag=True, help="A summary line per epoch on stderr.")
 @click.version_option(__version__, "--version", prog_name="mnist-compare")
-def main(**options) -> None:
+def main(net_type: str, hidden_size: list[int], lr: list[float], batch_size: list[int], number_epochs: int,
+         compare_nets: bool, paired: bool, seed: int | None, repeats: int, data_dir: str | None, data_source: str,
+         optimizer: str, momentum: float, beta_1: float, beta_2: float, epsilon: float, init: str,
+         table_format: str, output: tuple[str, ...], plot: str | None, eval_every_epoch: bool, confusion: bool,
+         min_test_accuracy: float | None, quiet: bool, verbose: bool) -> None:
     """Train a hand-written NumPy network and/or its Keras twin on MNIST and print a comparison table.
 
     Time(s) is the wall time of training only; accuracies are in percent; losses are the mean
     cross-entropy over the full test and training sets after training.
     """
-    if options["paired"] and not options["compare_nets"]:
+    if paired and not compare_nets:
         raise click.UsageError("--paired needs --compare_nets (it pairs the two nets)")
-    refuse_oversized(options)
-    seed = options["seed"] if options["seed"] is not None else secrets.randbelow(2**31)
-    data = load_data_or_exit(options)
-    nets = ["my", "keras"] if options["compare_nets"] else [options["net_type"]]
-    specs = experiment.plan_runs(
-        nets, options["hidden_size"], options["lr"], options["batch_size"], options["repeats"], seed,
-        number_epochs=options["number_epochs"], paired=options["paired"],
-        eval_every_epoch=options["eval_every_epoch"], optimizer=options["optimizer"], init=options["init"],
-        optimizer_options=optimizer_options(options))
-    progress = experiment.Progress(len(specs), options["quiet"], options["verbose"])
-    results, interrupted = experiment.run_all(specs, data, progress)
+    refuse_oversized(hidden_size, batch_size)
+    seed = seed if seed is not None else secrets.randbelow(2**31)
+    template = RunSpec(NET_TYPES[net_type], hidden_size[0], lr[0], batch_size[0], number_epochs, seed, paired,
+                       eval_every_epoch, OptimizerSettings(optimizer, momentum, beta_1, beta_2, epsilon), init)
+    data = load_data_or_exit(data_dir, data_source)
+    nets = list(NET_TYPES.values()) if compare_nets else [template.net]
+    specs = experiment.plan_runs(template, nets, hidden_size, lr, batch_size, repeats)
+    progress = Progress(len(specs), quiet, verbose)
+    results, interrupted = experiment.run_all(specs, data, progress.start, progress.finish)
+    progress.close()
     if interrupted:
         signal.signal(signal.SIGINT, lambda *_: os._exit(EXIT_INTERRUPTED))  # a second Ctrl-C exits at once
-    report_and_save(results, options, seed)
-    sys.exit(exit_code(results, options, interrupted))
+    meta = report.run_metadata({**click.get_current_context().params, "seed": seed})
+    report_and_save(results, meta, table_format, confusion, output)
+    if plot and results:
+        import plots
+
+        plots.plot_each_setting(results, plot, plot_title(template, hidden_size, lr, batch_size),
+                                report.varying_settings(results))
+    warn_about(results, min_test_accuracy)
+    sys.exit(exit_code(results, min_test_accuracy, interrupted))
 
 
-def optimizer_options(options: dict) -> dict[str, float]:
-    """The optimiser settings that apply to --optimizer (recorded, and passed to both nets)."""
-    if options["optimizer"] == "momentum":
-        return {"momentum": options["momentum"]}
-    if options["optimizer"] == "adam":
-        return {"beta_1": options["beta_1"], "beta_2": options["beta_2"], "epsilon": options["epsilon"]}
-    return {}
-
-
-def refuse_oversized(options: dict) -> None:
+def refuse_oversized(hidden_sizes: list[int], batch_sizes: list[int]) -> None:
     """A usage error, before any work, when a hidden size would not fit in memory."""
     available = experiment.physical_memory_bytes()
-    for hidden in options["hidden_size"]:
-        needed = max(experiment.estimated_memory_bytes(hidden, b) for b in options["batch_size"])
+    for hidden in hidden_sizes:
+        needed = max(experiment.estimated_memory_bytes(hidden, b) for b in batch_sizes)
         if needed > 0.8 * available:
             raise click.BadParameter(f"{hidden} needs about {needed / 2**30:.1f} GiB, more than this machine's "
                                      f"{available / 2**30:.1f} GiB allows", param_hint="'--hidden_size'")
 
 
-def load_data_or_exit(options: dict) -> tuple:
+def load_data_or_exit(data_dir: str | None, data_source: str) -> experiment.Dataset:
+    """The four arrays of read_mnist.load_data, from the IDX files or Keras' copy; exit 4 on a data error."""
     try:
-        return read_mnist.load_data(options["data_dir"], options["data_source"])
+        splits = keras_net.load_mnist() if data_source == "keras" else None
+        return read_mnist.load_data(data_dir, splits)
     except read_mnist.MnistDataError as err:
         click.echo(f"Error: {err}", err=True)
         sys.exit(EXIT_DATA_ERROR)
 
 
-def report_and_save(results: list, options: dict, seed: int) -> None:
-    """Print the table and verdict to stdout, then write --output, --plot and warnings."""
+def report_and_save(results: list[RunResult], meta: dict, table_format: str, confusion: bool,
+                    outputs: tuple[str, ...]) -> None:
+    """Print the table and verdict to stdout (and confusion matrices when asked), then write --output."""
     if not results:
         return
-    click.echo(report.render_table(results, options["table_format"]))
+    click.echo(report.render_table(results, table_format))
     for line in report.summary_lines(results):
         click.echo(line)
-    if options["confusion"]:
+    if confusion:
         for result in (r for r in results if r.confusion):
             click.echo(f"\n{result.name} (seed {result.seed}) confusion matrix on the test set:")
-            click.echo(report.render_confusion(result, options["table_format"]))
-    meta = report.run_metadata({**options, "seed": seed})
-    for path in options["output"]:
+            click.echo(report.render_confusion(result, table_format))
+    for path in outputs:
         report.write_results(path, results, meta)
-    if options["plot"]:
-        import plots
-
-        plots.plot_each_setting(results, options["plot"], plot_title(options), report.varying_settings(results))
-    warn_about(results, options)
 
 
-def plot_title(options: dict) -> str:
-    settings = (f"hidden {','.join(map(str, options['hidden_size']))}, lr {','.join(map(str, options['lr']))}, "
-                f"batch {','.join(map(str, options['batch_size']))}, {options['number_epochs']} epochs, "
-                f"{options['optimizer']}, {options['init']}")
+def plot_title(template: RunSpec, hidden_sizes: list[int], lrs: list[float], batch_sizes: list[int]) -> str:
+    settings = (f"hidden {','.join(map(str, hidden_sizes))}, lr {','.join(map(str, lrs))}, "
+                f"batch {','.join(map(str, batch_sizes))}, {template.number_epochs} epochs, "
+                f"{template.optimizer.name}, {template.init}")
     return f"MNIST learning curves: {settings}"
 
 
-def warn_about(results: list, options: dict) -> None:
+def warn_about(results: list[RunResult], min_test_accuracy: float | None) -> None:
     """One stderr line per problem: divergence (with advice), a training loss that rose, a missed gate."""
     for result in results:
         if result.status == DIVERGED:
             click.echo(f"Error: {result.name} diverged at epoch {result.diverged_epoch} (lr "
-                       f"{result.hyperparameters['lr']}); try a smaller learning rate, e.g. --lr 0.1", err=True)
+                       f"{result.spec.lr}); try a smaller learning rate, e.g. --lr 0.1", err=True)
         elif result.finished and result.final_loss_rose():
             click.echo(f"Warning: {result.name}'s training loss rose from {result.initial_train_loss:.4f} before "
-                       f"training to {result.train_loss:.4f} (lr {result.hyperparameters['lr']} is likely too large)",
-                       err=True)
-    for result in below_threshold(results, options["min_test_accuracy"]):
+                       f"training to {result.train_loss:.4f} (lr {result.spec.lr} is likely too large)", err=True)
+    for result in below_threshold(results, min_test_accuracy):
         click.echo(f"Error: {result.name} test accuracy {100 * result.test_accuracy:.2f}% is below the required "
-                   f"{100 * options['min_test_accuracy']:.2f}%", err=True)
+                   f"{100 * min_test_accuracy:.2f}%", err=True)
 
 
-def below_threshold(results: list, threshold: float | None) -> list:
+def below_threshold(results: list[RunResult], threshold: float | None) -> list[RunResult]:
     if threshold is None:
         return []
     return [r for r in results if r.finished and r.test_accuracy < threshold]
 
 
-def exit_code(results: list, options: dict, interrupted: bool) -> int:
+def exit_code(results: list[RunResult], min_test_accuracy: float | None, interrupted: bool) -> int:
     if interrupted:
         return EXIT_INTERRUPTED
     if any(r.status == DIVERGED for r in results):
         return EXIT_DIVERGED
-    if below_threshold(results, options["min_test_accuracy"]):
+    if below_threshold(results, min_test_accuracy):
         return EXIT_BELOW_THRESHOLD
     return 0
 

@@ -13,23 +13,18 @@ Not for: loading data (read_mnist.py) or rendering results (report.py). Never im
 from __future__ import annotations
 
 import math
-import os
 import time
 
 import numpy as np
 from scipy.linalg.blas import dgemm, sgemm
 
-import read_mnist
-from optimizers import SGD, init_kernel, make_optimizer
-from results import EpochCallback, RunResult, TrainingDiverged, atomic_write, confusion_matrix, hyperparameters
+import experiment
+from optimizers import DEFAULT_OPTIMIZER, SGD, OptimizerSettings, initial_weights, make_optimizer
+from results import EpochCallback, RunResult, TrainingDiverged
+from spec import EVAL_CHUNK, NUM_CLASSES
 
 PARAMETER_NAMES = ("W1", "b1", "W2", "b2")  # the order of Keras' get_weights(): kernel, bias, kernel, bias
-EVAL_CHUNK = 10_000  # rows per forward pass in evaluation: large GEMMs, bounded memory
 BLAS_GEMM = {np.dtype(np.float32): sgemm, np.dtype(np.float64): dgemm}
-
-
-class WeightsFileError(ValueError):
-    """A weights file is unreadable or does not fit the network; the message is one line."""
 
 
 def gemm(A: np.ndarray, B: np.ndarray, out: np.ndarray, alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
@@ -73,12 +68,12 @@ class Workspace:
         self.X = np.empty((n, d), dtype)
         self.H = np.empty((n, h), dtype)
         self.relu_mask = np.empty((n, h), bool)
-        self.Z2_columns = np.empty(c * n, dtype)  # see logits()
+        self.Z2_columns = np.empty(c * n, dtype)  # see logits_buffer()
         self.ones = np.ones((1, n), dtype)  # 1^T dZ sums over the batch: the bias gradient as a GEMM
         self.dZ1 = np.empty((n, h), dtype)
         self.grads = {name: np.empty_like(p) for name, p in params.items()}
 
-    def logits(self, n: int) -> np.ndarray:
+    def logits_buffer(self, n: int) -> np.ndarray:
         """A buffer for the logits Z2 (n, c) of n <= self.X.shape[0] examples, column-major: softmax's
         reductions over the classes then run along contiguous memory (30% faster at n = 128)."""
         c = len(self.grads["b2"])
@@ -86,21 +81,22 @@ class Workspace:
 
 
 class NeuralNetwork:
-    """784 -> hidden (ReLU) -> 10 (softmax), trained by minibatch SGD (or momentum, Adam)."""
+    """784 -> hidden (ReLU) -> 10 (softmax), trained by minibatch SGD (or momentum, Adam).
 
-    def __init__(self, input_size: int = 784, hidden_size: int = 30, output_size: int = 10,
-                 lr: float = 0.1, seed: int | None = None, optimizer: str = "sgd",
-                 init: str = "glorot_uniform", **optimizer_options: float):
+    Implements experiment.TrainableNet: train_on_batch, predict, get/set_weights, and its own fused
+    epoch loop (fit) and chunked evaluation (evaluate).
+    """
+
+    name = "my_net"
+
+    def __init__(self, input_size: int = 784, hidden_size: int = 30, output_size: int = NUM_CLASSES,
+                 lr: float = 0.1, seed: int | None = None, optimizer: OptimizerSettings = DEFAULT_OPTIMIZER,
+                 init: str = "glorot_uniform"):
         self.sizes = (input_size, hidden_size, output_size)
-        self.lr = lr
-        self.rng = np.random.default_rng(seed)
-        self.params = {
-            "W1": init_kernel(self.rng, input_size, hidden_size, init),
-            "b1": np.zeros(hidden_size, np.float32),
-            "W2": init_kernel(self.rng, hidden_size, output_size, init),
-            "b2": np.zeros(output_size, np.float32),
-        }
-        self.optimizer = make_optimizer(optimizer, lr, **optimizer_options)
+        self.rng = np.random.default_rng(seed)  # draws the weights, then (unpaired) every epoch's order
+        self.params = dict(zip(PARAMETER_NAMES, initial_weights(self.rng, self.sizes, init), strict=True))
+        self.optimizer = make_optimizer(optimizer, lr)
+        self.workspace: Workspace | None = None  # train_on_batch's buffers, grown as batches need
 
     # -- the mathematics -------------------------------------------------------------------------
 
@@ -110,10 +106,6 @@ class NeuralNetwork:
         dtype = self.params["W1"].dtype
         n = len(X)
         return self.forward_into(X, np.empty((n, h), dtype), np.empty((n, c), dtype), np.empty((n, h), bool))[1]
-
-    def forward(self, X: np.ndarray) -> np.ndarray:
-        """P = softmax(Z2) (n, c) float32 for inputs X (n, d) float32."""
-        return np.exp(log_softmax(self.logits(X)))
 
     def forward_into(self, X: np.ndarray, H: np.ndarray, Z2: np.ndarray,
                      relu_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +122,7 @@ class NeuralNetwork:
         """H (n, h) and Z2 (n, c) of the batch X (n, d) in the workspace's buffers, which also keep
         [Z1 > 0] for hidden_delta."""
         n = len(X)
-        return self.forward_into(X, ws.H[:n], ws.logits(n), ws.relu_mask[:n])
+        return self.forward_into(X, ws.H[:n], ws.logits_buffer(n), ws.relu_mask[:n])
 
     @staticmethod
     def softmax_cross_entropy(Z2: np.ndarray, y: np.ndarray) -> tuple[float, int]:
@@ -222,7 +214,20 @@ class NeuralNetwork:
 
     # -- training and evaluation -----------------------------------------------------------------
 
-    def predict(self, X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
+    def train_on_batch(self, X: np.ndarray, y: np.ndarray) -> float:
+        """One optimiser step on X (n, d) float32, y (n,) labels; returns the batch's mean cross-entropy
+        from this step's forward pass (as Keras' train_on_batch does)."""
+        if self.workspace is None or len(self.workspace.X) < len(X):
+            self.workspace = Workspace(len(X), self.params)
+        loss_sum, _ = self.train_step(np.ascontiguousarray(X, np.float32), labels_of(y), self.workspace)
+        return loss_sum / len(X)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """P = softmax(Z2) (n, c) float32 for inputs X (n, d) float32, computed in chunks."""
+        return np.concatenate([np.exp(log_softmax(self.logits(X[start:start + EVAL_CHUNK])))
+                               for start in range(0, len(X), EVAL_CHUNK)])
+
+    def evaluate(self, X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
         """(mean cross-entropy, accuracy in [0, 1]) over X (n, d), Y (n, c) one-hot or (n,) labels."""
         y = labels_of(Y)
         loss_sum, correct = 0.0, 0
@@ -254,15 +259,14 @@ class NeuralNetwork:
         return loss_sum / len(X), correct / len(X)
 
     def fit(self, X: np.ndarray, Y: np.ndarray, batch_size: int = 128, number_epochs: int = 20,
-            rng: np.random.Generator | None = None, on_epoch_end: EpochCallback | None = None,
-            validation_data: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, list[float]]:
+            rng: np.random.Generator | None = None,
+            on_epoch_end: EpochCallback | None = None) -> dict[str, list[float]]:
         """Train on X (N, d) float32, Y (N, c) one-hot or (N,) labels; return the per-epoch history.
 
         Every epoch draws a fresh permutation from `rng` (default: the net's own generator) and
         visits the batches in that order, the last partial batch included. History keys: loss,
-        accuracy (running means over the epoch, as Keras reports them), epoch_time_s, and
-        test_loss/test_accuracy when `validation_data` is given. Raises TrainingDiverged when a
-        loss or weight becomes non-finite.
+        accuracy (running means over the epoch, as Keras reports them), epoch_time_s. Raises
+        TrainingDiverged when a loss or weight becomes non-finite.
         """
         y = labels_of(Y)
         rng = self.rng if rng is None else rng
@@ -273,10 +277,8 @@ class NeuralNetwork:
                 start = time.perf_counter()
                 loss, accuracy = self.train_epoch(X, y, rng.permutation(len(X)), batch_size, ws)
                 if not (math.isfinite(loss) and self.weights_are_finite()):
-                    raise TrainingDiverged(epoch + 1, history)
+                    raise TrainingDiverged(epoch + 1)
                 logs = {"loss": loss, "accuracy": accuracy, "epoch_time_s": time.perf_counter() - start}
-                if validation_data is not None:
-                    logs["test_loss"], logs["test_accuracy"] = self.predict(*validation_data)
                 for name, value in logs.items():
                     history.setdefault(name, []).append(value)
                 if on_epoch_end is not None:
@@ -299,61 +301,13 @@ class NeuralNetwork:
                 raise ValueError(f"{name}: shape {value.shape} does not match the network's {self.params[name].shape}")
             self.params[name][...] = value
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the weights to an .npz file, atomically (a temporary file renamed into place)."""
-        with atomic_write(path, "wb") as f:
-            np.savez(f, **self.params)
 
-    def load(self, path: str | os.PathLike) -> None:
-        """Read weights saved by save(); refuse a file that does not fit this network."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {name: data[name] for name in data.files}
-        except (OSError, ValueError, EOFError) as err:
-            raise WeightsFileError(f"{path}: not a readable .npz weights file ({err})") from None
-        missing = [name for name in PARAMETER_NAMES if name not in arrays]
-        if missing:
-            raise WeightsFileError(f"{path}: missing arrays {', '.join(missing)}")
-        for name in PARAMETER_NAMES:
-            expected, found = self.params[name].shape, arrays[name].shape
-            if found != expected:
-                raise WeightsFileError(f"{path}: {name} has shape {found}, this network needs {expected} "
-                                       f"(sizes {self.sizes[0]}-{self.sizes[1]}-{self.sizes[2]})")
-            if not np.isfinite(arrays[name]).all():
-                raise WeightsFileError(f"{path}: {name} holds non-finite values")
-        self.set_weights([arrays[name].astype(np.float32) for name in PARAMETER_NAMES])
-
-
-def fit_and_test_net_on_MNIST(hidden_size: int = 30, batch_size: int = 128, num_epochs: int = 20,
+def fit_and_test_net_on_MNIST(hidden_size: int = 30, batch_size: int = 128, number_epochs: int = 20,
                               lr: float = 0.1, seed: int | None = None, data: tuple | None = None,
-                              on_epoch_end: EpochCallback | None = None, initial_weights: list | None = None,
-                              order_seed: int | None = None, eval_every_epoch: bool = False,
-                              optimizer: str = "sgd", init: str = "glorot_uniform",
-                              **optimizer_options: float) -> RunResult:
-    """Train my_net on MNIST and return its RunResult (train time covers `fit` only).
-
-    `data` is (X_train, y_train, X_test, y_test) as from read_mnist.load_data (loaded if None);
-    `initial_weights` and `order_seed` pair this run with a Keras run (see keras_net.fit_paired).
-    """
-    X_train, y_train, X_test, y_test = data if data is not None else read_mnist.load_data()
-    net = NeuralNetwork(X_train.shape[1], hidden_size, 10, lr, seed, optimizer, init, **optimizer_options)
-    if initial_weights is not None:
-        net.set_weights(initial_weights)
-    rng = np.random.default_rng(order_seed) if order_seed is not None else None
-    result = RunResult("my_net", hyperparameters(hidden_size, batch_size, num_epochs, lr, optimizer, init,
-                                                 **optimizer_options), seed)
-    result.initial_train_loss = net.predict(X_train, y_train)[0]
-    start = time.perf_counter()
-    try:
-        result.history = net.fit(X_train, y_train, batch_size, num_epochs, rng, on_epoch_end,
-                                 (X_test, y_test) if eval_every_epoch else None)
-    except TrainingDiverged as err:
-        return result.mark_diverged(err)
-    result.train_time_s = time.perf_counter() - start
-    result.test_loss, result.test_accuracy = net.predict(X_test, y_test)
-    result.train_loss, result.train_accuracy = net.predict(X_train, y_train)
-    result.confusion = confusion_matrix(y_test, net.logits(X_test).argmax(axis=1)).tolist()
-    return result
+                              **options) -> RunResult:
+    """Train my_net on MNIST (the bundled files when `data` is None) and return its RunResult: the
+    original tool's entry point, now experiment.fit_and_test (which takes the keyword options)."""
+    return experiment.fit_and_test(NeuralNetwork, hidden_size, batch_size, number_epochs, lr, seed, data, **options)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Not for: anything framework-like; each optimiser is one small `step`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,6 +18,40 @@ Params = dict[str, np.ndarray]
 TRUNCATED_NORMAL_STDDEV = 0.87962566103423978
 INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_normal")
 OPTIMIZERS = ("sgd", "momentum", "adam")
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """Which optimiser, with Keras' defaults for the rest; the one place each default is defined.
+
+    `momentum` applies to "momentum", `beta_1`, `beta_2`, `epsilon` to "adam"."""
+
+    name: str = "sgd"
+    momentum: float = 0.9
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+
+    def applicable(self) -> dict[str, float]:
+        """The settings that apply to this optimiser, as recorded in results ({} for plain SGD)."""
+        if self.name == "momentum":
+            return {"momentum": self.momentum}
+        if self.name == "adam":
+            return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+        return {}
+
+
+DEFAULT_OPTIMIZER = OptimizerSettings()
+
+
+def initial_weights(rng: np.random.Generator, sizes: tuple[int, int, int],
+                    init: str = "glorot_uniform") -> list[np.ndarray]:
+    """[W1 (d, h), b1 (h,), W2 (h, c), b2 (c,)] float32: `init` kernels drawn from rng in that order, zero
+    biases. my_net starts from these (rng seeded with its seed), and so do both nets of a paired run."""
+    d, h, c = sizes
+    W1 = init_kernel(rng, d, h, init)
+    W2 = init_kernel(rng, h, c, init)
+    return [W1, np.zeros(h, np.float32), W2, np.zeros(c, np.float32)]
 
 
 def init_kernel(rng: np.random.Generator, fan_in: int, fan_out: int, kind: str = "glorot_uniform") -> np.ndarray:
@@ -73,7 +108,7 @@ class Adam:
     w <- w - lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps).
     """
 
-    def __init__(self, lr: float, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
+    def __init__(self, lr: float, beta_1: float, beta_2: float, epsilon: float):
         self.lr, self.beta_1, self.beta_2, self.epsilon = lr, beta_1, beta_2, epsilon
         self.t = 0
         self.m: Params = {}
@@ -94,7 +129,6 @@ class Adam:
             g *= alpha
             w -= g
 
-
     def step_size(self, t: int) -> np.float32:
         """lr sqrt(1 - b2^t) / (1 - b1^t), in float32 from float32 betas as Keras computes it: 1 - b2^t
         loses digits there (float32(0.999) is 0.99900001), a 6.6e-6 relative change in every step."""
@@ -103,13 +137,12 @@ class Adam:
         return f(self.lr) * np.sqrt(f(1) - b2_power) / (f(1) - b1_power)
 
 
-def make_optimizer(name: str, lr: float, momentum: float = 0.9, beta_1: float = 0.9,
-                   beta_2: float = 0.999, epsilon: float = 1e-7) -> SGD | Adam:
-    """The optimiser called `name` (one of OPTIMIZERS) with Keras' defaults for the rest."""
-    if name == "sgd":
+def make_optimizer(settings: OptimizerSettings, lr: float) -> SGD | Adam:
+    """The NumPy optimiser that `settings` name (one of OPTIMIZERS), at learning rate lr."""
+    if settings.name == "sgd":
         return SGD(lr)
-    if name == "momentum":
-        return SGD(lr, momentum)
-    if name == "adam":
-        return Adam(lr, beta_1, beta_2, epsilon)
-    raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if settings.name == "momentum":
+        return SGD(lr, settings.momentum)
+    if settings.name == "adam":
+        return Adam(lr, settings.beta_1, settings.beta_2, settings.epsilon)
+    raise ValueError(f"unknown optimizer {settings.name!r}; choose one of {', '.join(OPTIMIZERS)}")

@@ -5,7 +5,8 @@ dimensions k, then k big-endian uint32 sizes, then the data in C order. Files ma
 MNIST itself is bundled in data/mnist/ and verified against SHA-256 sums of its uncompressed content;
 any other directory holding the four files in the same format (Fashion-MNIST, KMNIST) loads unverified.
 
-Not for: scaling or batching for a particular network beyond `normalized_MNIST` and `one_hot`.
+Not for: scaling or batching for a particular network beyond `flatten_and_scale` and `one_hot`.
+Imports no other module of the project.
 """
 
 from __future__ import annotations
@@ -162,35 +163,14 @@ def get_MNIST(data_dir: str | os.PathLike | None = None) -> tuple[Split, Split]:
     return load_split(directory, "train", checksums), load_split(directory, "test", checksums)
 
 
-def get_MNIST_Keras() -> tuple[Split, Split]:
-    """The original source: `keras.datasets.mnist.load_data()`, same shapes and dtypes as get_MNIST.
+def load_data(data_dir: str | os.PathLike | None = None,
+              splits: tuple[Split, Split] | None = None) -> tuple[np.ndarray, ...]:
+    """X_train (60000, 784) float32 in [0, 1], y_train (60000,) uint8, X_test (10000, 784), y_test (10000,).
 
-    Needs the internet or the Keras cache (~/.keras/datasets/mnist.npz); failures raise MnistDataError.
+    From the IDX files in data_dir (get_MNIST), or from `splits` already read elsewhere (the Keras source).
     """
-    import keras_net  # the only module that imports Keras, and it keeps TensorFlow quiet
-
-    try:
-        (x_train, y_train), (x_test, y_test) = keras_net.import_keras().datasets.mnist.load_data()
-    except Exception as err:
-        message = " ".join(str(err).split()) or type(err).__name__
-        raise MnistDataError(f"keras.datasets.mnist: cannot load MNIST ({message})") from None
-    source = Path("~/.keras/datasets/mnist.npz")
-    return check_split(x_train, y_train, source, source), check_split(x_test, y_test, source, source)
-
-
-def load_data(data_dir: str | os.PathLike | None = None, source: str = "bundled") -> tuple[np.ndarray, ...]:
-    """X_train (60000, 784) float32, y_train (60000,) uint8, X_test (10000, 784), y_test (10000,).
-
-    `source` "bundled" reads IDX files (get_MNIST(data_dir)); "keras" uses get_MNIST_Keras().
-    """
-    (x_train, y_train), (x_test, y_test) = get_MNIST_Keras() if source == "keras" else get_MNIST(data_dir)
-    X_train, X_test = normalized_MNIST(x_train, x_test)
-    return X_train, y_train, X_test, y_test
-
-
-def normalized_MNIST(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flatten uint8 images (n, rows, cols) to float32 (n, rows*cols) scaled to [0, 1]."""
-    return tuple(flatten_and_scale(x) for x in (x_train, x_test))
+    (x_train, y_train), (x_test, y_test) = splits if splits is not None else get_MNIST(data_dir)
+    return flatten_and_scale(x_train), y_train, flatten_and_scale(x_test), y_test
 
 
 def flatten_and_scale(images: np.ndarray) -> np.ndarray:

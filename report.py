@@ -24,16 +24,16 @@ from typing import Any
 from tabulate import tabulate
 
 from results import DIVERGED, INTERRUPTED, RunResult, atomic_write
+from spec import SETTING_KEYS
 
 METRIC_COLUMNS = ("Time(s)", "Test accuracy(%)", "Test loss", "Train accuracy(%)", "Train loss")
 METRIC_FIELDS = ("train_time_s", "test_accuracy", "test_loss", "train_accuracy", "train_loss")
-SETTING_KEYS = ("hidden_size", "lr", "batch_size", "optimizer", "init")
 OUTPUT_SUFFIXES = (".md", ".csv", ".json")
 CSV_FIELDS = ("name", "status", *SETTING_KEYS, "number_epochs", "seed", *METRIC_FIELDS, "diverged_epoch")
 
 
 def setting_of(result: RunResult) -> tuple:
-    return tuple(result.hyperparameters.get(key) for key in SETTING_KEYS)
+    return result.spec.setting()
 
 
 def varying_settings(results: list[RunResult]) -> list[str]:
@@ -127,16 +127,20 @@ def comparison_line(mine: list[RunResult], theirs: list[RunResult]) -> str:
 
 
 def summary_lines(results: list[RunResult]) -> list[str]:
-    """One comparison line per setting where both nets finished every run."""
+    """Per setting, one comparison line of the first net trained against each other net, where both
+    finished every run."""
     groups = group_runs(results)
     settings = varying_settings(results)
     lines = []
     for setting in dict.fromkeys(s for s, _ in groups):
-        mine, theirs = groups.get((setting, "my_net"), []), groups.get((setting, "keras_net"), [])
-        if mine and theirs and all(r.finished for r in mine + theirs):
-            named = zip(SETTING_KEYS, setting, strict=True)
-            prefix = ", ".join(f"{k}={format_setting(v)}" for k, v in named if k in settings)
-            lines.append(f"{prefix}: " * bool(prefix) + comparison_line(mine, theirs))
+        names = [name for s, name in groups if s == setting]
+        mine = groups[(setting, names[0])]
+        named = zip(SETTING_KEYS, setting, strict=True)
+        prefix = ", ".join(f"{k}={format_setting(v)}" for k, v in named if k in settings)
+        for name in names[1:]:
+            theirs = groups[(setting, name)]
+            if all(r.finished for r in mine + theirs):
+                lines.append(f"{prefix}: " * bool(prefix) + comparison_line(mine, theirs))
     return lines
 
 

@@ -1,6 +1,6 @@
-"""The result record that both nets return, so that report code never asks which net made a row.
+"""The result record that every net's run returns, so that report code never asks which net made a row.
 
-Not for: rendering (see report.py) or training (see my_net.py, keras_net.py).
+Not for: rendering (see report.py) or training (see experiment.py).
 """
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+from spec import NUM_CLASSES, RunSpec
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 """Called after each epoch with the 0-based epoch index and that epoch's logs (loss, accuracy, ...)."""
@@ -23,12 +25,11 @@ OK, DIVERGED, INTERRUPTED = "ok", "diverged", "interrupted"
 
 
 class TrainingDiverged(ArithmeticError):
-    """A loss or weight became non-finite; `epoch` is 1-based, `history` holds the finished epochs."""
+    """A loss or weight became non-finite in (1-based) epoch `epoch`."""
 
-    def __init__(self, epoch: int, history: dict[str, list[float]] | None = None):
+    def __init__(self, epoch: int):
         super().__init__(f"training diverged at epoch {epoch}")
         self.epoch = epoch
-        self.history = history or {}
 
 
 @dataclass
@@ -40,9 +41,7 @@ class RunResult:
     `history` maps metric name -> one value per epoch.
     """
 
-    name: str
-    hyperparameters: dict[str, Any]
-    seed: int | None
+    spec: RunSpec
     status: str = OK
     train_time_s: float = math.nan
     test_accuracy: float = math.nan
@@ -55,15 +54,29 @@ class RunResult:
     confusion: list[list[int]] | None = None
 
     @property
+    def name(self) -> str:
+        return self.spec.net_name
+
+    @property
+    def seed(self) -> int:
+        return self.spec.seed
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        return self.spec.hyperparameters()
+
+    @property
     def finished(self) -> bool:
         return self.status == OK
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The run as results files record it: name, hyperparameters, seed, then every measured field."""
+        measured = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "spec"}
+        return {"name": self.name, "hyperparameters": self.hyperparameters, "seed": self.seed, **measured}
 
-    def mark_diverged(self, err: TrainingDiverged) -> RunResult:
-        """Record that training diverged at epoch `err.epoch`, keeping the finished epochs."""
-        self.status, self.diverged_epoch, self.history = DIVERGED, err.epoch, err.history
+    def mark_diverged(self, epoch: int) -> RunResult:
+        """Record that training diverged at (1-based) `epoch`; the finished epochs stay in history."""
+        self.status, self.diverged_epoch = DIVERGED, epoch
         return self
 
     def mark_interrupted(self) -> RunResult:
@@ -75,14 +88,7 @@ class RunResult:
         return self.train_loss > self.initial_train_loss
 
 
-def hyperparameters(hidden_size: int, batch_size: int, num_epochs: int, lr: float, optimizer: str = "sgd",
-                    init: str = "glorot_uniform", **optimizer_options: float) -> dict[str, Any]:
-    """The settings of a run as recorded in its RunResult (the same keys for both nets)."""
-    return {"hidden_size": hidden_size, "batch_size": batch_size, "number_epochs": num_epochs, "lr": lr,
-            "optimizer": optimizer, "init": init, **optimizer_options}
-
-
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = 10) -> np.ndarray:
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
     """(c, c) int64 counts: row = true class, column = predicted class."""
     flat = y_true.astype(np.intp) * num_classes + y_pred.astype(np.intp)
     return np.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)

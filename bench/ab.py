@@ -6,15 +6,20 @@ Both versions train in one process from the same initial weights on the same per
 epoch by epoch (which goes first alternates), so a drift in the machine's speed, up to 2x within minutes
 on these shared machines, hits both alike. Prints each version's min and median epoch time and the
 largest weight difference at the end: 0 when the change leaves the arithmetic alone, float32 round-off
-growing over the epochs when it sums in another order. The other modules (read_mnist, optimizers,
-results) are this checkout's for both.
+growing over the epochs when it sums in another order. Each version runs with its own revision's
+modules (my_net imports optimizers, results, ...), loaded from `git archive` into a temporary directory
+that is removed again.
 """
 
 from __future__ import annotations
 
+import importlib
+import io
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
@@ -33,13 +38,25 @@ BATCH_SIZE, LR = 128, 0.1
 
 
 def my_net_at(revision: str) -> ModuleType:
-    """my_net.py as it was at `revision`, imported under another name."""
-    shown = subprocess.run(["git", "show", f"{revision}:my_net.py"], cwd=ROOT, capture_output=True, text=True)
-    if shown.returncode != 0:
-        raise click.UsageError(f"--against {revision}: {shown.stderr.strip().splitlines()[-1]}")
-    module = ModuleType("my_net_at_revision")
-    exec(compile(shown.stdout, f"{revision}:my_net.py", "exec"), module.__dict__)
-    return module
+    """my_net as it was at `revision`, with the project modules of that revision it imports; this
+    checkout's modules are put back in sys.modules afterwards."""
+    archive = subprocess.run(["git", "archive", "--format=tar", revision], cwd=ROOT, capture_output=True)
+    if archive.returncode != 0:
+        message = archive.stderr.decode(errors="replace").strip().splitlines()[-1]
+        raise click.UsageError(f"--against {revision}: {message}")
+    with tempfile.TemporaryDirectory() as directory, tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(directory, members=[m for m in tar.getmembers() if m.name.endswith(".py") and "/" not in m.name],
+                       filter="data")
+        project = {path.stem for path in Path(directory).glob("*.py")}
+        saved = {name: sys.modules.pop(name) for name in project if name in sys.modules}
+        sys.path.insert(0, directory)
+        try:
+            return importlib.import_module("my_net")
+        finally:
+            sys.path.remove(directory)
+            for name in project:
+                sys.modules.pop(name, None)
+            sys.modules.update(saved)
 
 
 def alternate_epochs(versions: dict[str, ModuleType], hidden: int, epochs: int, X: np.ndarray,

@@ -25,11 +25,15 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import experiment
 import keras_net
 import my_net
 import read_mnist
 import report
 from results import atomic_write
+from spec import RunSpec
+
+NETS = {"my_net": my_net.NeuralNetwork, "keras_net": keras_net.KerasNet}
 
 GEMM_SIZE = 2048
 
@@ -67,8 +71,8 @@ def useful_gflop(hidden: int, examples: int, epochs: int, inputs: int = 784, cla
 
 
 def run_once(net: str, hidden: int, epochs: int, data: tuple, seed: int) -> dict:
-    module = my_net if net == "my_net" else keras_net
-    result = module.fit_and_test_net_on_MNIST(hidden, 128, epochs, 0.1, seed=seed, data=data)
+    """One run timed exactly as the tool times it: experiment.train."""
+    result = experiment.train(RunSpec(NETS[net], hidden, 0.1, 128, epochs, seed), data)
     return {"net": net, "hidden_size": hidden, "seed": seed, "train_time_s": result.train_time_s,
             "epoch_time_s": result.history["epoch_time_s"], "test_accuracy": result.test_accuracy}
 

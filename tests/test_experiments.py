@@ -12,7 +12,7 @@ from conftest import run_cli
 
 import my_net
 import report
-from optimizers import Adam, init_kernel
+from optimizers import Adam, OptimizerSettings, init_kernel
 
 QUICK = ["--hidden_size", "16", "--number_epochs", "1", "--seed", "3", "--quiet"]
 
@@ -83,7 +83,7 @@ def test_adam_matches_a_hand_computed_two_step_update():
 
 
 def test_momentum_accumulates_velocity_like_keras():
-    net = my_net.NeuralNetwork(2, 2, 2, lr=0.5, optimizer="momentum", momentum=0.9)
+    net = my_net.NeuralNetwork(2, 2, 2, lr=0.5, optimizer=OptimizerSettings("momentum", momentum=0.9))
     w = {"w": np.array([1.0], np.float32)}
     for g in (2.0, 2.0):
         net.optimizer.step(w, {"w": np.array([g], np.float32)})

@@ -11,6 +11,7 @@ import pytest
 
 import keras_net
 import my_net
+from optimizers import OptimizerSettings
 from read_mnist import one_hot
 
 HIDDEN, BATCH, EPOCHS, SEED = 64, 128, 2, 4
@@ -85,13 +86,14 @@ def paired_weight_difference(mnist_subset, net_class=my_net.NeuralNetwork, my_lr
     """Train both nets paired (same initial weights, same batches) and return the largest absolute
     weight difference and the final metrics of both."""
     X, y, X_test, y_test = mnist_subset
-    net = net_class(784, HIDDEN, lr=my_lr if optimizer == "sgd" else lr, seed=SEED, optimizer=optimizer, **options)
-    model = keras_net.build_model(HIDDEN, lr, optimizer=optimizer, **options)
-    model.set_weights(net.get_weights())
+    settings = OptimizerSettings(optimizer, **options)
+    net = net_class(784, HIDDEN, lr=my_lr if optimizer == "sgd" else lr, seed=SEED, optimizer=settings)
+    twin = keras_net.KerasNet(784, HIDDEN, lr=lr, optimizer=settings)
+    twin.set_weights(net.get_weights())
     net.fit(X, y, BATCH, EPOCHS, rng=np.random.default_rng(SEED))
-    keras_net.fit_epochs(model, X, one_hot(y), BATCH, EPOCHS, SEED, [], None)
-    difference = max(float(np.abs(a - b).max()) for a, b in zip(net.get_weights(), model.get_weights(), strict=True))
-    metrics = {"my": net.predict(X_test, y_test), "keras": keras_net.evaluate(model, X_test, one_hot(y_test))}
+    twin.fit(X, y, BATCH, EPOCHS, np.random.default_rng(SEED))
+    difference = max(float(np.abs(a - b).max()) for a, b in zip(net.get_weights(), twin.get_weights(), strict=True))
+    metrics = {"my": net.evaluate(X_test, y_test), "keras": twin.evaluate(X_test, y_test)}
     return difference, metrics
 
 
@@ -126,8 +128,7 @@ def test_paired_tolerance_catches_a_changed_net(mnist_subset, variant):
 
 
 def test_paired_results_of_the_two_modules_agree(mnist_subset):
-    initial = my_net.NeuralNetwork(784, HIDDEN, seed=SEED).get_weights()
-    options = {"seed": SEED, "data": mnist_subset, "initial_weights": initial, "order_seed": SEED}
+    options = {"seed": SEED, "data": mnist_subset, "paired": True}
     mine = my_net.fit_and_test_net_on_MNIST(HIDDEN, BATCH, EPOCHS, 0.1, **options)
     theirs = keras_net.fit_and_test_net_on_MNIST(HIDDEN, BATCH, EPOCHS, 0.1, **options)
     for field in ("test_loss", "test_accuracy", "train_loss", "train_accuracy"):

@@ -13,6 +13,7 @@ from conftest import idx_bytes, write_dataset, write_idx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import keras_net
 import read_mnist
 from read_mnist import MnistDataError
 
@@ -170,9 +171,9 @@ def test_images_that_are_not_three_dimensional_are_reported(tmp_path):
     assert "expected 3 dimensions" in error_message(tmp_path)
 
 
-def test_normalized_mnist_is_float32_rows_scaled_to_unit_interval(raw_mnist):
+def test_flatten_and_scale_gives_float32_rows_in_the_unit_interval(raw_mnist):
     (x_train, _), (x_test, _) = raw_mnist
-    X_train, X_test = read_mnist.normalized_MNIST(x_train, x_test)
+    X_train, X_test = (read_mnist.flatten_and_scale(x) for x in (x_train, x_test))
     for X, n in ((X_train, 60000), (X_test, 10000)):
         assert X.dtype == np.float32 and X.shape == (n, 784)
         assert X.min() == 0.0 and X.max() == 1.0
@@ -190,7 +191,7 @@ def test_keras_source_loads_mnist_from_the_keras_cache():
     cache = Path("~/.keras/datasets/mnist.npz").expanduser()
     if not cache.exists():
         pytest.skip(f"{cache} is absent and tests never use the network")
-    for keras_split, bundled_split in zip(read_mnist.get_MNIST_Keras(), read_mnist.get_MNIST(), strict=True):
+    for keras_split, bundled_split in zip(keras_net.load_mnist(), read_mnist.get_MNIST(), strict=True):
         for keras_array, bundled_array in zip(keras_split, bundled_split, strict=True):
             np.testing.assert_array_equal(keras_array, bundled_array)
 

@@ -1,0 +1,55 @@
+"""Progress on stderr while runs train: tqdm bars, and with --verbose a summary line per epoch.
+
+Not for: training (experiment.py) or results (report.py).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from tqdm import tqdm
+
+from results import EpochCallback
+from spec import RunSpec
+
+
+class Progress:
+    """One bar over all runs (when there are several), one over each run's epochs; with `verbose`, a
+    summary line per epoch. Bars hide when stderr is not a terminal or when quiet."""
+
+    def __init__(self, total_runs: int, quiet: bool = False, verbose: bool = False):
+        self.disable = True if quiet else None  # None: tqdm hides itself when stderr is not a TTY
+        self.verbose = verbose and not quiet
+        self.overall = tqdm(total=total_runs, desc="runs", unit="run", file=sys.stderr,
+                            disable=True if quiet or total_runs < 2 else None, position=0)
+        self.bar: tqdm | None = None
+        self.spec: RunSpec | None = None
+
+    def start(self, spec: RunSpec) -> EpochCallback:
+        """Open the epoch bar of spec's run; returns the callback that advances it."""
+        self.spec = spec
+        self.bar = tqdm(total=spec.number_epochs, desc=spec.describe(), unit="epoch", file=sys.stderr,
+                        disable=self.disable, leave=False, position=1 if self.overall.total > 1 else 0)
+        return self.on_epoch_end
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        accuracy = logs.get("accuracy", math.nan)
+        self.bar.set_postfix(loss=f"{logs['loss']:.4f}", acc=f"{100 * accuracy:.2f}%", refresh=False)
+        self.bar.update(1)
+        if self.verbose:
+            tqdm.write(f"{self.spec.describe()} epoch {epoch + 1}/{self.spec.number_epochs}: "
+                       f"loss {logs['loss']:.4f}, accuracy {100 * accuracy:.2f}%, "
+                       f"{logs['epoch_time_s']:.2f}s", file=sys.stderr)
+
+    def finish(self, spec: RunSpec) -> None:
+        """Close spec's bar; name the finished run on stderr when no bar shows it (verbose, or not a TTY)."""
+        self.bar.close()
+        self.overall.update(1)
+        if self.verbose or (self.disable is None and not sys.stderr.isatty()):
+            print(f"finished {spec.describe()}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.overall.close()

@@ -1,0 +1,53 @@
+"""What one training run is: a frozen RunSpec made from the command line once and read everywhere after.
+
+Not for: running (experiment.py) or rendering (report.py). Imports no net, so every module may import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from optimizers import DEFAULT_OPTIMIZER, OptimizerSettings
+
+NUM_CLASSES = 10  # the digits 0-9: the output layer's width in every net
+EVAL_CHUNK = 10_000  # rows per forward pass in evaluation: large GEMMs, bounded memory
+SETTING_KEYS = ("hidden_size", "lr", "batch_size", "optimizer", "init")  # what a sweep may vary
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: which net (a class implementing experiment.Net), its settings, its seed.
+
+    `paired`: start from the weights optimizers.initial_weights draws for `seed` and visit the batches
+    in the order np.random.default_rng(seed) permutes them, so two nets of one setting and seed train
+    identically. `eval_every_epoch`: record test loss/accuracy after every epoch.
+    """
+
+    net: type = field(compare=True)
+    hidden_size: int = 30
+    lr: float = 0.1
+    batch_size: int = 128
+    number_epochs: int = 20
+    seed: int = 0
+    paired: bool = False
+    eval_every_epoch: bool = False
+    optimizer: OptimizerSettings = DEFAULT_OPTIMIZER
+    init: str = "glorot_uniform"
+
+    @property
+    def net_name(self) -> str:
+        """The net's name in tables and files: its class's `name` (my_net, keras_net) or the class name."""
+        return getattr(self.net, "name", self.net.__name__)
+
+    def setting(self) -> tuple:
+        """The values of SETTING_KEYS: runs with the same setting differ only in net and seed."""
+        return (self.hidden_size, self.lr, self.batch_size, self.optimizer.name, self.init)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The settings as recorded in results files (the optimiser's applicable settings flattened in)."""
+        return {"hidden_size": self.hidden_size, "batch_size": self.batch_size, "number_epochs": self.number_epochs,
+                "lr": self.lr, "optimizer": self.optimizer.name, "init": self.init, **self.optimizer.applicable()}
+
+    def describe(self) -> str:
+        return f"{self.net_name} h={self.hidden_size} lr={self.lr} batch={self.batch_size} seed={self.seed}"
