@@ -11,6 +11,7 @@ batches my_net sees, in the same order (paired mode).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
 import os
 import sys
@@ -28,6 +29,7 @@ from results import EpochCallback, RunResult, TrainingDiverged
 from spec import EVAL_CHUNK, NUM_CLASSES
 
 _keras: Any = None
+BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}  # Keras backend -> its package
 
 
 @contextlib.contextmanager
@@ -66,6 +68,18 @@ def import_keras() -> Any:
                 tf.constant(0.0) + 1.0  # the first op prints CUDA/oneDNN notices: let it happen here
         _keras = keras
     return _keras
+
+
+def backend_problem() -> str | None:
+    """Why KERAS_BACKEND (default tensorflow) cannot run here, in one line, or None when it can."""
+    name = os.environ.get("KERAS_BACKEND", "tensorflow")
+    installed = [b for b, package in BACKEND_PACKAGES.items() if importlib.util.find_spec(package)]
+    have = f"installed here: {', '.join(installed) or 'none'}"
+    if name not in BACKEND_PACKAGES:
+        return f"KERAS_BACKEND={name}: not a Keras backend; use one of {', '.join(BACKEND_PACKAGES)} ({have})"
+    if name not in installed:
+        return f"KERAS_BACKEND={name}: the {BACKEND_PACKAGES[name]} package is not installed ({have})"
+    return None
 
 
 def make_optimizer(settings: OptimizerSettings, lr: float) -> Any:
@@ -211,7 +225,8 @@ def load_mnist() -> tuple[Split, Split]:
     read_mnist.get_MNIST. Needs the internet or the Keras cache (~/.keras/datasets/mnist.npz); failures
     raise MnistDataError."""
     try:
-        (x_train, y_train), (x_test, y_test) = import_keras().datasets.mnist.load_data()
+        with contextlib.redirect_stdout(sys.stderr):  # Keras prints "Downloading data from ..." to stdout
+            (x_train, y_train), (x_test, y_test) = import_keras().datasets.mnist.load_data()
     except Exception as err:
         message = " ".join(str(err).split()) or type(err).__name__
         raise MnistDataError(f"keras.datasets.mnist: cannot load MNIST ({message})") from None

@@ -6,6 +6,7 @@ Not for: training (experiment.py) or results (report.py).
 from __future__ import annotations
 
 import math
+import os
 import sys
 
 from tqdm import tqdm
@@ -19,12 +20,19 @@ class Progress:
     summary line per epoch. Bars hide when stderr is not a terminal or when quiet."""
 
     def __init__(self, total_runs: int, quiet: bool = False, verbose: bool = False):
-        self.disable = True if quiet else None  # None: tqdm hides itself when stderr is not a TTY
+        dumb = os.environ.get("TERM") == "dumb"  # a terminal without cursor movement: no bars, plain lines
+        self.disable = True if quiet or dumb else None  # None: tqdm hides itself when stderr is not a TTY
+        self.plain_lines = not quiet and (dumb or not sys.stderr.isatty())
         self.verbose = verbose and not quiet
         self.overall = tqdm(total=total_runs, desc="runs", unit="run", file=sys.stderr,
                             disable=True if quiet or total_runs < 2 else None, position=0)
         self.bar: tqdm | None = None
         self.spec: RunSpec | None = None
+
+    def note(self, message: str) -> None:
+        """A line on stderr with --verbose."""
+        if self.verbose:
+            print(message, file=sys.stderr, flush=True)
 
     def start(self, spec: RunSpec) -> EpochCallback:
         """Open the epoch bar of spec's run; returns the callback that advances it."""
@@ -46,7 +54,7 @@ class Progress:
         """Close spec's bar; name the finished run on stderr when no bar shows it (verbose, or not a TTY)."""
         self.bar.close()
         self.overall.update(1)
-        if self.verbose or (self.disable is None and not sys.stderr.isatty()):
+        if self.verbose or self.plain_lines:
             print(f"finished {spec.describe()}", file=sys.stderr, flush=True)
 
     def close(self) -> None:

@@ -2,8 +2,8 @@
 
 The IDX format (http://yann.lecun.com/exdb/mnist/): two zero bytes, a dtype code, the number of
 dimensions k, then k big-endian uint32 sizes, then the data in C order. Files may be gzip-compressed.
-MNIST itself is bundled in data/mnist/ and verified against SHA-256 sums of its uncompressed content;
-any other directory holding the four files in the same format (Fashion-MNIST, KMNIST) loads unverified.
+MNIST itself is bundled in data/mnist/ and verified against SHA-256 sums of its uncompressed content; so is
+any other directory that carries the same manifest, and one without it (Fashion-MNIST, KMNIST) loads unverified.
 
 Not for: scaling or batching for a particular network beyond `flatten_and_scale` and `one_hot`.
 Imports no other module of the project.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import zlib
 from pathlib import Path
@@ -85,7 +86,7 @@ def parse_idx(content: bytes, path: Path | str = "<bytes>") -> np.ndarray:
         raise MnistDataError(f"{path}: truncated IDX header ({ndim} dimensions, {len(content)} bytes)")
     dims = tuple(int(d) for d in np.frombuffer(content, dtype=">u4", count=ndim, offset=4))
     dtype = IDX_DTYPES[dtype_code]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: a header's product cannot overflow
     actual = len(content) - header_size
     if actual != expected:
         raise MnistDataError(
@@ -127,6 +128,8 @@ def check_split(images: np.ndarray, labels: np.ndarray, image_path: Path, label_
         raise MnistDataError(f"{image_path}: expected 3 dimensions (n, rows, cols), found {images.shape}")
     if labels.ndim != 1:
         raise MnistDataError(f"{label_path}: expected 1 dimension (n,), found {labels.shape}")
+    if images.ndim == 3 and 0 in images.shape:
+        raise MnistDataError(f"{image_path}: no images to read (dimensions {images.shape})")
     if len(images) != len(labels):
         raise MnistDataError(f"{image_path}: {len(images)} images but {label_path.name} has {len(labels)} labels")
     if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
@@ -159,8 +162,18 @@ def get_MNIST(data_dir: str | os.PathLike | None = None) -> tuple[Split, Split]:
     directory = resolve_data_dir(data_dir)
     if not directory.is_dir():
         raise MnistDataError(f"{directory}: data directory not found")
-    checksums = read_checksums(directory) if directory == BUNDLED_DIR.resolve() else None
-    return load_split(directory, "train", checksums), load_split(directory, "test", checksums)
+    has_manifest = directory == BUNDLED_DIR.resolve() or (directory / CHECKSUM_FILE).is_file()
+    checksums = read_checksums(directory) if has_manifest else None
+    return check_image_sizes(load_split(directory, "train", checksums), load_split(directory, "test", checksums),
+                             directory)
+
+
+def check_image_sizes(train: Split, test: Split, source: Path) -> tuple[Split, Split]:
+    """Refuse training and test images of different sizes: a net trained on one cannot read the other."""
+    if train[0].shape[1:] != test[0].shape[1:]:
+        raise MnistDataError(f"{source}: training images are {'x'.join(map(str, train[0].shape[1:]))} but test "
+                             f"images are {'x'.join(map(str, test[0].shape[1:]))}")
+    return train, test
 
 
 def load_data(data_dir: str | os.PathLike | None = None,

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import statistics
 import sys
 from collections.abc import Iterable
@@ -173,10 +174,17 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def command_line() -> str:
+    """The command as a shell would take it back (shlex quoting); bytes that are not UTF-8 (a file name
+    in another encoding) become U+FFFD, so the line can be written into any results file."""
+    args = [arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for arg in sys.argv]
+    return shlex.join(args)
+
+
 def run_metadata(options: dict[str, Any]) -> dict[str, Any]:
     """What a reader needs to reproduce a results file: options, command line, libraries, machine, date."""
     return {"tool": "mnist-compare", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "command_line": " ".join(sys.argv), "options": options, "libraries": library_versions(),
+            "command_line": command_line(), "options": options, "libraries": library_versions(),
             "cpu": cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform()}
 
 
@@ -191,8 +199,20 @@ def render_csv(results: Iterable[RunResult]) -> str:
 
 
 def render_json(results: list[RunResult], meta: dict[str, Any]) -> str:
+    """Strict JSON: a value that is not a finite number (a diverged or interrupted run's) is null."""
     data = {**meta, "runs": [r.to_dict() for r in results], "summary": summary_lines(results)}
-    return json.dumps(data, indent=2, allow_nan=True) + "\n"
+    return json.dumps(finite_or_null(data), indent=2, allow_nan=False) + "\n"
+
+
+def finite_or_null(value: Any) -> Any:
+    """value with every NaN or infinite float, at any depth, replaced by None; paths become strings."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_null(item) for item in value]
+    return value
 
 
 def render_markdown(results: list[RunResult], meta: dict[str, Any]) -> str:

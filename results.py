@@ -101,7 +101,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     target = Path(path)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, mode) as f:
+        os.fchmod(fd, mode_for(target))  # mkstemp makes 0600; results are meant to be read by others
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -110,3 +111,13 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
         Path(tmp_name).unlink(missing_ok=True)
         raise
 
+
+
+def mode_for(target: Path) -> int:
+    """The permission bits a written file gets: the existing file's, else 0666 less the umask (as open())."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask

@@ -1,0 +1,88 @@
+"""Click callbacks that parse and check option values, so that bad input is refused before any work.
+
+Each raises click.BadParameter or click.UsageError: one `Error:` line and exit 2. Not for: training.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+import report
+
+SEED_LIMIT = 2**32  # numpy's legacy seeding, which Keras' set_random_seed calls, takes seeds below 2^32
+
+
+def comma_list(kind: type, minimum: float, inclusive: bool = True) -> Callable:
+    """A Click callback parsing `a,b,c` into a list of `kind`, each finite and >= (or >) minimum, none twice
+    (a repeated value would train the same setting twice and pass for repeats)."""
+    def parse(ctx: click.Context, param: click.Parameter, text: str) -> list:
+        values = []
+        for item in str(text).split(","):
+            try:
+                value = kind(item.strip())
+            except ValueError:
+                raise click.BadParameter(f"{item.strip()!r} is not a valid {kind.__name__}") from None
+            if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+                bound = f">= {minimum}" if inclusive else f"> {minimum}"
+                raise click.BadParameter(f"{item.strip()} must be a finite number {bound}")
+            if value in values:
+                raise click.BadParameter(f"{item.strip()} is listed twice; use --repeats to train a setting again")
+            values.append(value)
+        return values
+    return parse
+
+
+def accuracy_threshold(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """--min_test_accuracy as a fraction: a value in (0, 1] is a fraction, above 1 a percentage."""
+    if value is None:
+        return None
+    if not math.isfinite(value) or value <= 0 or value > 100:
+        raise click.BadParameter("must be a percentage in (0, 100] or a fraction in (0, 1]")
+    return value if value <= 1 else value / 100
+
+
+def writable_outputs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(writable_output(ctx, param, value) for value in values)
+
+
+def writable_output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Refuse an output path with an unknown suffix or in an unwritable directory before training."""
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if param.name == "output" and path.suffix.lower() not in report.OUTPUT_SUFFIXES:
+        raise click.BadParameter(f"{value}: the suffix must be one of {', '.join(report.OUTPUT_SUFFIXES)}")
+    if param.name == "plot" and path.suffix.lower() != ".png":
+        raise click.BadParameter(f"{value}: the plot is written as PNG, so the suffix must be .png")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir() or not os.access(directory, os.W_OK) or path.is_dir():
+        raise click.BadParameter(f"{value}: cannot write there (directory missing or not writable)")
+    return str(path)
+
+
+def existing_directory(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The data directory with `~` expanded; an error naming MNIST_DATA_DIR when it came from there."""
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if path.is_dir():
+        return str(path)
+    if ctx.get_parameter_source(param.name) == ParameterSource.ENVIRONMENT:
+        raise click.UsageError(f"MNIST_DATA_DIR={value}: directory does not exist")
+    raise click.BadParameter(f"{value}: directory does not exist")
+
+
+def checked_seed(seed: int | None, repeats: int, draw: Callable[[int], int]) -> int:
+    """seed (drawn below 2^31 when None), refused unless seed .. seed + repeats - 1 all fit every net."""
+    if seed is None:
+        return draw(2**31)
+    if seed < 0 or seed + repeats - 1 >= SEED_LIMIT:
+        last = f" (with --repeats {repeats} the last seed is {seed + repeats - 1})" if repeats > 1 else ""
+        raise click.BadParameter(f"{seed}: seeds must be in 0..{SEED_LIMIT - 1}{last}", param_hint="'--seed'")
+    return seed

@@ -1,0 +1,156 @@
+"""How a command ends: results files written first, then the table on stdout, warnings, the exit code.
+
+Nothing finished is lost to what happens at the end: every output file is attempted even when another
+fails, a reader that closed stdout (`| head -1`) only stops the printing, and an unexpected error gets
+one line, its own exit code and a log file with the traceback.
+Not for: training (experiment.py) or the formats themselves (report.py, plots.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator
+
+import click
+
+import report
+from results import DIVERGED, RunResult
+
+EXIT_BELOW_THRESHOLD, EXIT_USAGE, EXIT_DIVERGED, EXIT_DATA_ERROR, EXIT_OUTPUT_ERROR = 1, 2, 3, 4, 5
+EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE of sysexits.h: a bug, never a verdict on the nets
+
+
+class Stdout:
+    """click.echo to stdout until the reader goes away; after a broken pipe, printing stops quietly."""
+
+    def __init__(self) -> None:
+        self.broken = False
+
+    def echo(self, text: str = "") -> None:
+        if self.broken:
+            return
+        try:
+            click.echo(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self.broken = True
+            silence_stdout()
+
+
+def silence_stdout() -> None:
+    """Point fd 1 at /dev/null so that the interpreter's final flush does not fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no real fd 1 (e.g. a test's runner)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def error(message: str) -> None:
+    """One line on stderr."""
+    click.echo(f"Error: {message}", err=True)
+
+
+def reason(err: BaseException) -> str:
+    """An OSError's own words ("No space left on device"), or the exception's message."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def write_outputs(results: list[RunResult], meta: dict, outputs: tuple[str, ...]) -> bool:
+    """Write every --output file (each attempted); False when any failed, each failure one line."""
+    written = True
+    for path in outputs:
+        try:
+            report.write_results(path, results, meta)
+        except (OSError, UnicodeError) as err:
+            error(f"cannot write {path}: {reason(err)}")
+            written = False
+    return written
+
+
+def write_plot(results: list[RunResult], path: str, title: str) -> bool:
+    """The learning curves (one PNG per setting of a sweep); False, with one line, when writing failed."""
+    import plots
+
+    try:
+        plots.plot_each_setting(results, path, title, report.varying_settings(results))
+    except (OSError, UnicodeError, ValueError) as err:
+        error(f"cannot write {path}: {reason(err)}")
+        return False
+    return True
+
+
+def print_results(out: Stdout, results: list[RunResult], table_format: str, confusion: bool) -> None:
+    """The table, a blank line (so that Markdown does not read the verdict as a row), the verdict lines,
+    and with `confusion` each net's confusion matrix."""
+    out.echo(report.render_table(results, table_format))
+    lines = report.summary_lines(results)
+    if lines:
+        out.echo()
+    for line in lines:
+        out.echo(line)
+    if confusion:
+        for result in (r for r in results if r.confusion):
+            out.echo(f"\n{result.name} (seed {result.seed}) confusion matrix on the test set:")
+            out.echo(report.render_confusion(result, table_format))
+
+
+def warn_about(results: list[RunResult], min_test_accuracy: float | None) -> None:
+    """One stderr line per problem: divergence (with advice), a training loss that rose, a missed gate."""
+    for result in results:
+        if result.status == DIVERGED:
+            error(f"{result.name} diverged at epoch {result.diverged_epoch} (lr {result.spec.lr}); "
+                  "try a smaller learning rate, e.g. --lr 0.1")
+        elif result.finished and result.final_loss_rose():
+            click.echo(f"Warning: {result.name}'s training loss rose from {result.initial_train_loss:.4f} before "
+                       f"training to {result.train_loss:.4f} (lr {result.spec.lr} is likely too large)", err=True)
+    for result in below_threshold(results, min_test_accuracy):
+        error(f"{result.name} test accuracy {100 * result.test_accuracy:.2f}% is below the required "
+              f"{100 * min_test_accuracy:.2f}%")
+
+
+def below_threshold(results: list[RunResult], threshold: float | None) -> list[RunResult]:
+    if threshold is None:
+        return []
+    return [r for r in results if r.finished and r.test_accuracy < threshold]
+
+
+def exit_code(results: list[RunResult], min_test_accuracy: float | None, outputs_written: bool) -> int:
+    """The most serious outcome: an output not written (5), a net diverged (3), a net below the gate (1)."""
+    if not outputs_written:
+        return EXIT_OUTPUT_ERROR
+    if any(r.status == DIVERGED for r in results):
+        return EXIT_DIVERGED
+    if below_threshold(results, min_test_accuracy):
+        return EXIT_BELOW_THRESHOLD
+    return 0
+
+
+@contextlib.contextmanager
+def internal_errors_reported(verbose: bool) -> Iterator[None]:
+    """Turn an unexpected exception into one line and exit 70, the traceback written to a log file (and to
+    stderr with --verbose). Click's own errors and exits pass through."""
+    try:
+        yield
+    except (click.ClickException, click.exceptions.Exit, click.Abort):
+        raise
+    except Exception as err:
+        text = traceback.format_exc()
+        log = os.path.join(tempfile.gettempdir(), f"mnist-compare-error-{time.strftime('%Y%m%d-%H%M%S')}"
+                                                  f"-{os.getpid()}.log")
+        try:
+            with open(log, "w") as f:
+                f.write(text)
+        except OSError:
+            log = "(no log: the temporary directory is not writable)"
+        if verbose:
+            click.echo(text.rstrip(), err=True)
+        error(f"internal error, a bug in mnist-compare: {type(err).__name__}: {reason(err)}; "
+              f"the traceback is in {log}")
+        sys.exit(EXIT_INTERNAL_ERROR)

@@ -1,0 +1,74 @@
+"""Stopping a run on a signal without losing what it finished: Ctrl-C (SIGINT), SIGTERM and SIGHUP.
+
+While nets train, the first signal raises Interrupted (a KeyboardInterrupt), which the runner turns into an
+`interrupted` row; once training is over, a signal only sets the exit code, so the finished rows are always
+printed and written. A second signal is acknowledged on stderr; a third exits at once (128 + signal number).
+
+Not for: what is printed or written (outcome.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from types import FrameType
+from typing import Any
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised in the main thread by the first signal while nets train; `signum` names the signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class SignalGuard:
+    """Within its `with` block, one handler for HANDLED_SIGNALS that remembers the first signal received."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.count = 0
+        self.training = True
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> SignalGuard:
+        self.previous = {signum: signal.signal(signum, self.handle) for signum in HANDLED_SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Put back the handlers that were there before (for a caller that goes on running, e.g. a test)."""
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        self.signum = self.signum or signum
+        if self.count >= 3:
+            os._exit(self.exit_code())
+        if self.count == 2:
+            os.write(2, b"Stopping: writing the finished rows (signal again to quit at once without them)\n")
+        elif self.training:
+            raise Interrupted(signum)
+
+    def training_done(self) -> None:
+        """From now on a signal no longer interrupts: the results are being printed and written."""
+        self.training = False
+
+    @property
+    def stopped(self) -> bool:
+        return self.signum is not None
+
+    def exit_code(self) -> int:
+        """128 + the first signal's number (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP)."""
+        return 128 + (self.signum or signal.SIGINT)
+
+
+def ignore_stop_signals() -> None:
+    """For a process whose results are all printed and written: a late signal must not kill the
+    interpreter's clean-up (TensorFlow's takes a few hundred ms) and turn the exit code into a death by
+    signal. Python leaves ignored signals ignored while it shuts down."""
+    for signum in HANDLED_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
