@@ -12,6 +12,7 @@ import inspect
 import itertools
 import math
 import os
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -21,12 +22,13 @@ import numpy as np
 
 import read_mnist
 from optimizers import DEFAULT_OPTIMIZER, OptimizerSettings, initial_weights
-from results import EpochCallback, RunResult, TrainingDiverged, confusion_matrix
+from results import EpochCallback, RunFailed, RunResult, TrainingDiverged, confusion_matrix
 from spec import EVAL_CHUNK, NUM_CLASSES, RunSpec
 
 Dataset = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 """X_train (N, d) float32 in [0, 1], y_train (N,) labels, X_test (M, d), y_test (M,)."""
 
+OPTIONAL_SETTINGS = ("optimizer", "init", "keras_backend", "steps_per_execution", "jit_compile")  # if taken
 PROBABILITY_FLOOR = 1e-7  # Keras clips probabilities to [eps, 1 - eps] before the log: the same loss here
 
 
@@ -114,7 +116,7 @@ def build_net(spec: RunSpec, input_size: int) -> TrainableNet:
     """spec.net(d, h, c, lr, seed) (optimizer and init too when its class takes them), with the paired
     initial weights when spec.paired; a net without its own fit/evaluate gets BatchLoop's."""
     settings = inspect.signature(spec.net).parameters
-    extra = {name: getattr(spec, name) for name in ("optimizer", "init") if name in settings}
+    extra = {name: getattr(spec, name) for name in OPTIONAL_SETTINGS if name in settings}
     net = spec.net(input_size, spec.hidden_size, NUM_CLASSES, spec.lr, spec.seed, **extra)
     if spec.paired:
         sizes = (input_size, spec.hidden_size, NUM_CLASSES)
@@ -124,43 +126,63 @@ def build_net(spec: RunSpec, input_size: int) -> TrainableNet:
 
 
 class EpochRecorder:
-    """The runner's on_epoch_end: keeps the history, evaluates the test set when asked, reports progress,
-    and counts its own seconds so that Time(s) covers the net's training alone."""
+    """The runner's on_epoch_end: keeps the history, evaluates the test set when asked, notes when it first
+    reaches the target accuracy, reports progress, and counts its own seconds so that Time(s) covers the
+    net's training alone."""
 
     def __init__(self, net: TrainableNet, test: tuple[np.ndarray, np.ndarray] | None,
-                 report: EpochCallback | None):
-        self.net, self.test, self.report = net, test, report
+                 report: EpochCallback | None, result: RunResult):
+        self.net, self.test, self.report, self.result = net, test, report, result
         self.history: dict[str, list[float]] = {}
         self.seconds = 0.0
+        self.started = time.perf_counter()
+
+    def training_seconds(self) -> float:
+        """Wall time since fit began, less the time spent here."""
+        return time.perf_counter() - self.started - self.seconds
 
     def __call__(self, epoch: int, logs: dict[str, float]) -> None:
+        trained = self.training_seconds()
         start = time.perf_counter()
         logs = dict(logs)
         if self.test is not None:
             logs["test_loss"], logs["test_accuracy"] = self.net.evaluate(*self.test)
+            self.note_target(epoch, logs["test_accuracy"], trained)
         for name, value in logs.items():
             self.history.setdefault(name, []).append(float(value))
         if self.report is not None:
             self.report(epoch, logs)
         self.seconds += time.perf_counter() - start
 
+    def note_target(self, epoch: int, accuracy: float, trained: float) -> None:
+        target = self.result.spec.target_accuracy
+        if target is not None and self.result.target_epoch is None and accuracy >= target:
+            self.result.target_epoch, self.result.time_to_target_s = epoch + 1, trained
+
 
 def train(spec: RunSpec, data: Dataset, on_epoch_end: EpochCallback | None = None) -> RunResult:
     """Train spec's net on data and return its RunResult. `train_time_s` is the wall time of the net's
-    fit alone (data loaded, net built; per-epoch evaluation and progress not counted)."""
+    fit alone (data loaded, net built; per-epoch evaluation and progress not counted); first_epoch_s and
+    steady_epoch_s (the median of epochs 2..n) split it into start-up and steady speed."""
     X_train, y_train, X_test, y_test = data
     net = build_net(spec, X_train.shape[1])
     result = RunResult(spec)
+    if callable(getattr(net, "describe", None)):
+        result.net_info = net.describe()
     result.initial_train_loss = net.evaluate(X_train, y_train)[0]
-    recorder = EpochRecorder(net, (X_test, y_test) if spec.eval_every_epoch else None, on_epoch_end)
+    evaluate_each_epoch = spec.eval_every_epoch or spec.target_accuracy is not None
+    recorder = EpochRecorder(net, (X_test, y_test) if evaluate_each_epoch else None, on_epoch_end, result)
     result.history = recorder.history
     rng = np.random.default_rng(spec.seed) if spec.paired else None
-    start = time.perf_counter()
+    recorder.started = time.perf_counter()
     try:
         net.fit(X_train, y_train, spec.batch_size, spec.number_epochs, rng, recorder)
     except TrainingDiverged as err:
         return result.mark_diverged(err.epoch)
-    result.train_time_s = time.perf_counter() - start - recorder.seconds
+    result.train_time_s = recorder.training_seconds()
+    epochs = result.history["epoch_time_s"]
+    result.first_epoch_s = epochs[0]
+    result.steady_epoch_s = statistics.median(epochs[1:]) if len(epochs) > 1 else math.nan
     result.test_loss, result.test_accuracy = net.evaluate(X_test, y_test)
     result.train_loss, result.train_accuracy = net.evaluate(X_train, y_train)
     predicted = np.concatenate([net.predict(X_test[i:i + EVAL_CHUNK]).argmax(axis=1)
@@ -179,13 +201,16 @@ def fit_and_test(net: type, hidden_size: int = 30, batch_size: int = 128, number
     return train(spec, data if data is not None else read_mnist.load_data(), on_epoch_end)
 
 
-def plan_runs(template: RunSpec, nets: list[type], hidden_sizes: list[int], lrs: list[float],
-              batch_sizes: list[int], repeats: int) -> list[RunSpec]:
-    """Every (setting, repeat, net) in order: settings as a cartesian product, seeds template.seed,
-    template.seed + 1, ..., and within each, the nets in the order given (my_net first)."""
-    return [replace(template, net=net, hidden_size=h, lr=lr, batch_size=batch, seed=template.seed + r)
+def plan_runs(contenders: list[RunSpec], hidden_sizes: list[int], lrs: list[float], batch_sizes: list[int],
+              repeats: int) -> list[RunSpec]:
+    """Every (setting, repeat, contender) in order: settings as a cartesian product, seeds seed, seed + 1, ...
+    (from the contenders' common seed), and within each, the contenders in the order given (my_net first).
+    A contender is a RunSpec template: its net and net-specific settings (a Keras backend) are kept.
+    Odd repeats train the contenders in reverse order, so that none always meets a cold cache or the
+    others' idle threads."""
+    return [replace(contender, hidden_size=h, lr=lr, batch_size=batch, seed=contender.seed + r)
             for h, lr, batch in itertools.product(hidden_sizes, lrs, batch_sizes)
-            for r in range(repeats) for net in nets]
+            for r in range(repeats) for contender in (contenders if r % 2 == 0 else contenders[::-1])]
 
 
 def estimated_memory_bytes(hidden_size: int, batch_size: int, input_size: int = 784) -> int:
@@ -203,15 +228,21 @@ def physical_memory_bytes() -> int:
 
 
 def run_all(specs: list[RunSpec], data: Dataset, start_run: Callable[[RunSpec], EpochCallback],
-            finish_run: Callable[[RunSpec], None]) -> tuple[list[RunResult], bool]:
-    """Train every spec in order, calling start_run(spec) for its epoch callback and finish_run(spec)
-    after it; on Ctrl-C keep the finished results, mark the running one interrupted, return (results, True)."""
+            finish_run: Callable[[RunSpec], None], train_one: Callable = train) -> tuple[list[RunResult], bool]:
+    """Train every spec in order with train_one (default: train, in this process), calling start_run(spec)
+    for its epoch callback and finish_run(spec) after it. A run that raises RunFailed is kept as an error row
+    and the others go on; on Ctrl-C (or another stop signal) keep the finished results, mark the running one
+    interrupted, and return (results, True)."""
     results: list[RunResult] = []
     for spec in specs:
         try:
-            results.append(train(spec, data, start_run(spec)))
+            try:
+                results.append(train_one(spec, data, start_run(spec)))
+            except RunFailed as err:
+                results.append(RunResult(spec).mark_error(str(err)))
+            finish_run(spec)
         except KeyboardInterrupt:
-            results.append(RunResult(spec).mark_interrupted())
+            if not results or results[-1].spec is not spec:
+                results.append(RunResult(spec).mark_interrupted())
             return results, True
-        finish_run(spec)
     return results, False

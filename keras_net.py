@@ -11,75 +11,22 @@ batches my_net sees, in the same order (paired mode).
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import math
-import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import experiment
+from keras_backends import backend_threads, backend_versions, import_keras
 from optimizers import DEFAULT_OPTIMIZER, OptimizerSettings
 from read_mnist import MnistDataError, Split, check_split, one_hot
 from results import EpochCallback, RunResult, TrainingDiverged
-from spec import EVAL_CHUNK, NUM_CLASSES
+from spec import EVAL_CHUNK, NUM_CLASSES, RunSpec
 
-_keras: Any = None
-BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}  # Keras backend -> its package
-
-
-@contextlib.contextmanager
-def stderr_silenced() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null for the block.
-
-    TensorFlow's C++ start-up notices (absl's pre-InitializeLog warning, oneDNN and CUDA probing
-    lines) are written straight to fd 2 and ignore TF_CPP_MIN_LOG_LEVEL, so only this hides them.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(devnull)
-        os.close(saved)
-
-
-def import_keras() -> Any:
-    """Import Keras 3 (TensorFlow backend unless KERAS_BACKEND says otherwise) without start-up noise."""
-    global _keras
-    if _keras is None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-        with stderr_silenced():
-            import keras
-
-            if keras.backend.backend() == "tensorflow":
-                import tensorflow as tf
-
-                tf.get_logger().setLevel("ERROR")
-                tf.constant(0.0) + 1.0  # the first op prints CUDA/oneDNN notices: let it happen here
-        _keras = keras
-    return _keras
-
-
-def backend_problem() -> str | None:
-    """Why KERAS_BACKEND (default tensorflow) cannot run here, in one line, or None when it can."""
-    name = os.environ.get("KERAS_BACKEND", "tensorflow")
-    installed = [b for b, package in BACKEND_PACKAGES.items() if importlib.util.find_spec(package)]
-    have = f"installed here: {', '.join(installed) or 'none'}"
-    if name not in BACKEND_PACKAGES:
-        return f"KERAS_BACKEND={name}: not a Keras backend; use one of {', '.join(BACKEND_PACKAGES)} ({have})"
-    if name not in installed:
-        return f"KERAS_BACKEND={name}: the {BACKEND_PACKAGES[name]} package is not installed ({have})"
-    return None
+JIT_COMPILE = {"auto": "auto", "true": True, "false": False}  # --jit_compile -> Keras' compile(jit_compile=...)
 
 
 def make_optimizer(settings: OptimizerSettings, lr: float) -> Any:
@@ -96,28 +43,19 @@ def make_optimizer(settings: OptimizerSettings, lr: float) -> Any:
 
 
 def build_model(hidden_size: int, lr: float, input_size: int = 784, output_size: int = NUM_CLASSES,
-                optimizer: OptimizerSettings = DEFAULT_OPTIMIZER, init: str = "glorot_uniform") -> Any:
-    """A compiled Sequential model: Dense(h, relu) -> Dense(c, softmax), `init` kernels, zero biases."""
+                optimizer: OptimizerSettings = DEFAULT_OPTIMIZER, init: str = "glorot_uniform",
+                steps_per_execution: int = 1, jit_compile: str = "auto") -> Any:
+    """A compiled Sequential model: Dense(h, relu) -> Dense(c, softmax), `init` kernels, zero biases;
+    Keras' speed levers steps_per_execution and jit_compile ("auto", "true", "false") passed to compile."""
     keras = import_keras()
     model = keras.Sequential([
         keras.Input((input_size,)),
         keras.layers.Dense(hidden_size, activation="relu", kernel_initializer=init, bias_initializer="zeros"),
         keras.layers.Dense(output_size, activation="softmax", kernel_initializer=init, bias_initializer="zeros"),
     ])
-    model.compile(optimizer=make_optimizer(optimizer, lr), loss="categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=make_optimizer(optimizer, lr), loss="categorical_crossentropy", metrics=["accuracy"],
+                  steps_per_execution=steps_per_execution, jit_compile=JIT_COMPILE[jit_compile])
     return model
-
-
-def gradients(model: Any, X: np.ndarray, Y: np.ndarray) -> dict[str, np.ndarray]:
-    """TensorFlow autodiff of the model's mean cross-entropy on X (n, d), Y (n, c) one-hot:
-    dW1 (d, h), db1 (h,), dW2 (h, c), db2 (c,), keyed like my_net's parameters."""
-    import tensorflow as tf
-
-    keras = import_keras()
-    with tf.GradientTape() as tape:
-        loss = keras.ops.mean(keras.losses.categorical_crossentropy(Y, model(X, training=True)))
-    grads = tape.gradient(loss, model.trainable_variables)
-    return {name: g.numpy() for name, g in zip(("W1", "b1", "W2", "b2"), grads, strict=True)}
 
 
 def epoch_callback(on_epoch_end: EpochCallback | None) -> Any:
@@ -171,17 +109,37 @@ def fit_epochs(model: Any, X: np.ndarray, Y: np.ndarray, batch_size: int, number
 
 
 class KerasNet:
-    """The Keras twin behind experiment's Net interface: model.fit for epochs, model.evaluate for metrics."""
+    """The Keras twin behind experiment's Net interface: model.fit for epochs, model.evaluate for metrics.
+
+    Runs on the backend this process loaded (keras_backends.current_backend); `keras_backend` names it
+    when it was asked for, and a run on another backend belongs in a worker process (worker.py).
+    """
 
     name = "keras_net"
 
     def __init__(self, input_size: int = 784, hidden_size: int = 30, output_size: int = NUM_CLASSES,
                  lr: float = 0.1, seed: int | None = None, optimizer: OptimizerSettings = DEFAULT_OPTIMIZER,
-                 init: str = "glorot_uniform"):
+                 init: str = "glorot_uniform", keras_backend: str | None = None, steps_per_execution: int = 1,
+                 jit_compile: str = "auto"):
         keras = import_keras()
+        if keras_backend is not None and keras_backend != keras.backend.backend():
+            raise RuntimeError(f"Keras runs on {keras.backend.backend()} in this process, not {keras_backend}")
         if seed is not None:
             keras.utils.set_random_seed(seed)
-        self.model = build_model(hidden_size, lr, input_size, output_size, optimizer, init)
+        self.model = build_model(hidden_size, lr, input_size, output_size, optimizer, init, steps_per_execution,
+                                 jit_compile)
+        self.steps_per_execution = steps_per_execution
+
+    @staticmethod
+    def name_for(spec: RunSpec) -> str:
+        """keras_net, or keras_net[jax] when a backend was asked for (--keras_backend)."""
+        return "keras_net" if spec.keras_backend is None else f"keras_net[{spec.keras_backend}]"
+
+    def describe(self) -> dict[str, Any]:
+        """What a reader needs to know which Keras was measured: backend, versions, effective settings."""
+        backend = import_keras().backend.backend()
+        return {"keras_backend": backend, "versions": backend_versions(backend), "threads": backend_threads(backend),
+                "jit_compile": self.model.jit_compile, "steps_per_execution": self.steps_per_execution}
 
     def train_on_batch(self, X: np.ndarray, y: np.ndarray) -> float:
         loss, _accuracy = self.model.train_on_batch(X, one_hot(y))

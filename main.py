@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+from dataclasses import replace
 
 import click
 from tabulate import tabulate_formats
@@ -21,12 +22,23 @@ import my_net
 import outcome
 import read_mnist
 import report
+from keras_backends import backend_problem, current_backend
+from machine import kernel_pin_warning, load_average, machine_record
 from optimizers import DEFAULT_OPTIMIZER, INITIALIZERS, OPTIMIZERS, OptimizerSettings
-from options import accuracy_threshold, checked_seed, comma_list, existing_directory, writable_output, writable_outputs
+from options import (
+    accuracy_threshold,
+    backend_list,
+    checked_seed,
+    comma_list,
+    existing_directory,
+    writable_output,
+    writable_outputs,
+)
 from progress import Progress
-from results import RunResult
+from results import EpochCallback, RunResult
 from shutdown import SignalGuard, ignore_stop_signals
 from spec import RunSpec
+from worker import DataSource, Dispatcher
 
 __version__ = "1.0.0"
 # --net_type -> the net's class; with --compare_nets, every one in this order. Importing keras_net does not
@@ -87,6 +99,16 @@ NET_TYPES = {"my": my_net.NeuralNetwork, "keras": keras_net.KerasNet}
 @click.option("--confusion", is_flag=True, help="Print each net's test-set confusion matrix and per-class accuracy.")
 @click.option("--min_test_accuracy", "--min-test-accuracy", type=float, callback=accuracy_threshold,
               help="CI gate: exit 1 if a net's test accuracy is below this; 97.5 (percent) and 0.975 mean the same.")
+@click.option("--target_accuracy", "--target-accuracy", type=float, callback=accuracy_threshold,
+              help="Report each net's training time to this test accuracy (evaluated after every epoch, not counted "
+                   "in Time(s)); 97 (percent) and 0.97 mean the same.")
+@click.option("--keras_backend", "--keras-backend", metavar="NAME[,NAME...]", callback=backend_list,
+              help="Keras backends to train on: tensorflow, jax, torch; each its own row, keras_net[NAME] "
+                   "[default: KERAS_BACKEND or tensorflow, named keras_net].")
+@click.option("--steps_per_execution", "--steps-per-execution", type=click.IntRange(min=1), default=1,
+              show_default=True, help="Keras: train steps per call (its speed lever; not on the torch backend).")
+@click.option("--jit_compile", "--jit-compile", type=click.Choice(["auto", "true", "false"]), default="auto",
+              show_default=True, help="Keras: XLA-compile the train step (auto: Keras' choice per backend).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or messages on stderr, only errors.")
 @click.option("-v", "--verbose", is_flag=True, help="A summary line per epoch on stderr.")
 @click.version_option(__version__, "--version", prog_name="mnist-compare")
@@ -94,7 +116,8 @@ def main(net_type: str, hidden_size: list[int], lr: list[float], batch_size: lis
          compare_nets: bool, paired: bool, seed: int | None, repeats: int, data_dir: str | None, data_source: str,
          optimizer: str, momentum: float, beta_1: float, beta_2: float, epsilon: float, init: str,
          table_format: str, output: tuple[str, ...], plot: str | None, eval_every_epoch: bool, confusion: bool,
-         min_test_accuracy: float | None, quiet: bool, verbose: bool) -> None:
+         min_test_accuracy: float | None, target_accuracy: float | None, keras_backend: list[str] | None,
+         steps_per_execution: int, jit_compile: str, quiet: bool, verbose: bool) -> None:
     """Train a hand-written NumPy network and/or its Keras twin on MNIST and print a comparison table.
 
     Time(s) is the wall time of training only; accuracies are in percent; losses are the mean
@@ -105,32 +128,60 @@ def main(net_type: str, hidden_size: list[int], lr: list[float], batch_size: lis
             raise click.UsageError("--paired needs --compare_nets (it pairs the two nets)")
         refuse_oversized(hidden_size, batch_size)
         seed = checked_seed(seed, repeats, secrets.randbelow)
-        nets = list(NET_TYPES.values()) if compare_nets else [NET_TYPES[net_type]]
-        if keras_net.KerasNet in nets:
-            refuse_unusable_keras_backend()
-        template = RunSpec(nets[0], hidden_size[0], lr[0], batch_size[0], number_epochs, seed, paired,
-                           eval_every_epoch, OptimizerSettings(optimizer, momentum, beta_1, beta_2, epsilon), init)
-        specs = experiment.plan_runs(template, nets, hidden_size, lr, batch_size, repeats)
+        template = RunSpec(NET_TYPES[net_type], hidden_size[0], lr[0], batch_size[0], number_epochs, seed, paired,
+                           eval_every_epoch, OptimizerSettings(optimizer, momentum, beta_1, beta_2, epsilon), init,
+                           target_accuracy=target_accuracy, steps_per_execution=steps_per_execution,
+                           jit_compile=jit_compile)
+        contenders = plan_contenders(template, compare_nets, keras_backend)
+        specs = experiment.plan_runs(contenders, hidden_size, lr, batch_size, repeats)
         progress = Progress(len(specs), quiet, verbose)
+        progress.note(kernel_pin_warning() or "")
+        load_before = load_average()
         progress.note(f"loading MNIST from {data_dir or ('Keras' if data_source == 'keras' else 'data/mnist')}")
-        results = train_all(specs, data_dir, data_source, progress)
+        results = train_all(specs, DataSource(data_dir, data_source == "keras"), progress, guard)
         guard.training_done()
-        meta = report.run_metadata({**click.get_current_context().params, "seed": seed})
+        meta = {**report.run_metadata({**click.get_current_context().params, "seed": seed}),
+                "machine": machine_record(load_before)}
         written = outcome.write_outputs(results, meta, output)
         if plot and results:
             written &= outcome.write_plot(results, plot, plot_title(template, hidden_size, lr, batch_size))
         if results:
             outcome.print_results(outcome.Stdout(), results, table_format, confusion)
-        outcome.warn_about(results, min_test_accuracy)
+        outcome.warn_about(results, min_test_accuracy, quiet)
         sys.exit(guard.exit_code() if guard.stopped else outcome.exit_code(results, min_test_accuracy, written))
 
 
-def train_all(specs: list[RunSpec], data_dir: str | None, data_source: str, progress: Progress) -> list[RunResult]:
-    """Load the data, then train every spec; a signal keeps the finished runs and marks the running one
-    (see shutdown.py). Exit 4 on a data error."""
+def plan_contenders(template: RunSpec, compare_nets: bool, keras_backends: list[str] | None) -> list[RunSpec]:
+    """The nets of each setting, in training order: my_net, then Keras on each backend asked for (or on
+    KERAS_BACKEND, unnamed). Refuses, before any training, a backend that cannot run here and
+    --steps_per_execution on the torch backend, which does not support it."""
+    wanted = list(NET_TYPES.values()) if compare_nets else [template.net]
+    contenders = [replace(template, net=my_net.NeuralNetwork)] if my_net.NeuralNetwork in wanted else []
+    if keras_net.KerasNet in wanted:
+        named = keras_backends or [None]
+        backends = keras_backends or [current_backend()]
+        for backend, problem in ((b, backend_problem(b, "--keras_backend" if keras_backends else "KERAS_BACKEND"))
+                                 for b in backends):
+            if problem:
+                raise click.UsageError(problem)
+            if backend == "torch" and template.steps_per_execution != 1:
+                raise click.UsageError("--steps_per_execution: Keras' torch backend does not support it; leave it "
+                                       "at 1 or drop torch from --keras_backend")
+        contenders += [replace(template, net=keras_net.KerasNet, keras_backend=b) for b in named]
+    return contenders
+
+
+def train_all(specs: list[RunSpec], source: DataSource, progress: Progress, guard: SignalGuard) -> list[RunResult]:
+    """Load the data, then train every spec (a Keras run on another backend in a worker process); a signal
+    keeps the finished runs and marks the running one (see shutdown.py). Exit 4 on a data error."""
+
+    def start_run(spec: RunSpec) -> EpochCallback:
+        guard.check()
+        return guard.watching(progress.start(spec))
+
     try:
-        data = load_data_or_exit(data_dir, data_source)
-        results, _ = experiment.run_all(specs, data, progress.start, progress.finish)
+        data = load_data_or_exit(source)
+        results, _ = experiment.run_all(specs, data, start_run, progress.finish, Dispatcher(source))
     except KeyboardInterrupt:  # while the data loaded: no run had started
         results = []
     progress.close()
@@ -147,18 +198,10 @@ def refuse_oversized(hidden_sizes: list[int], batch_sizes: list[int]) -> None:
                                      f"{available / 2**30:.1f} GiB allows", param_hint="'--hidden_size'")
 
 
-def refuse_unusable_keras_backend() -> None:
-    """A usage error, before any training, when KERAS_BACKEND names a backend that is unknown or missing."""
-    problem = keras_net.backend_problem()
-    if problem:
-        raise click.UsageError(problem)
-
-
-def load_data_or_exit(data_dir: str | None, data_source: str) -> experiment.Dataset:
+def load_data_or_exit(source: DataSource) -> experiment.Dataset:
     """The four arrays of read_mnist.load_data, from the IDX files or Keras' copy; exit 4 on a data error."""
     try:
-        splits = keras_net.load_mnist() if data_source == "keras" else None
-        return read_mnist.load_data(data_dir, splits)
+        return source.load()
     except read_mnist.MnistDataError as err:
         outcome.error(str(err))
         sys.exit(outcome.EXIT_DATA_ERROR)

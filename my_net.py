@@ -285,6 +285,14 @@ class NeuralNetwork:
                     on_epoch_end(epoch, logs)
         return history
 
+    def describe(self) -> dict:
+        """The BLAS every product goes through (scipy's): library, kernel and thread count."""
+        from threadpoolctl import threadpool_info
+
+        scipy_blas = [i for i in threadpool_info() if i.get("user_api") == "blas" and "scipy" in i.get("filepath", "")]
+        return {"blas": {key: scipy_blas[0].get(key) for key in ("internal_api", "architecture", "num_threads")}
+                if scipy_blas else None}
+
     # -- weights ---------------------------------------------------------------------------------
 
     def weights_are_finite(self) -> bool:

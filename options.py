@@ -14,6 +14,7 @@ import click
 from click.core import ParameterSource
 
 import report
+from keras_backends import BACKEND_PACKAGES
 
 SEED_LIMIT = 2**32  # numpy's legacy seeding, which Keras' set_random_seed calls, takes seeds below 2^32
 
@@ -86,3 +87,16 @@ def checked_seed(seed: int | None, repeats: int, draw: Callable[[int], int]) -> 
         last = f" (with --repeats {repeats} the last seed is {seed + repeats - 1})" if repeats > 1 else ""
         raise click.BadParameter(f"{seed}: seeds must be in 0..{SEED_LIMIT - 1}{last}", param_hint="'--seed'")
     return seed
+
+
+def backend_list(ctx: click.Context, param: click.Parameter, text: str | None) -> list[str] | None:
+    """--keras_backend a,b as a list of distinct names (checked against what is installed later)."""
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",")]
+    for name in names:
+        if name not in BACKEND_PACKAGES:
+            raise click.BadParameter(f"{name}: not a Keras backend; use one of {', '.join(BACKEND_PACKAGES)}")
+    if len(set(names)) != len(names):
+        raise click.BadParameter(f"{text}: a backend is listed twice")
+    return names

@@ -19,9 +19,10 @@ from collections.abc import Iterator
 import click
 
 import report
-from results import DIVERGED, RunResult
+from results import DIVERGED, ERROR, RunResult
+from verdict import timing_warnings
 
-EXIT_BELOW_THRESHOLD, EXIT_USAGE, EXIT_DIVERGED, EXIT_DATA_ERROR, EXIT_OUTPUT_ERROR = 1, 2, 3, 4, 5
+EXIT_BELOW_THRESHOLD, EXIT_USAGE, EXIT_DIVERGED, EXIT_DATA_ERROR, EXIT_OUTPUT_ERROR, EXIT_RUN_ERROR = 1, 2, 3, 4, 5, 6
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE of sysexits.h: a bug, never a verdict on the nets
 
 
@@ -101,15 +102,20 @@ def print_results(out: Stdout, results: list[RunResult], table_format: str, conf
             out.echo(report.render_confusion(result, table_format))
 
 
-def warn_about(results: list[RunResult], min_test_accuracy: float | None) -> None:
-    """One stderr line per problem: divergence (with advice), a training loss that rose, a missed gate."""
+def warn_about(results: list[RunResult], min_test_accuracy: float | None, quiet: bool = False) -> None:
+    """One stderr line per problem: an error, divergence (with advice), a training loss that rose, a missed
+    gate; and, unless quiet, each reason to distrust a time (verdict.timing_warnings)."""
     for result in results:
-        if result.status == DIVERGED:
+        if result.status == ERROR:
+            error(f"{result.name} (seed {result.seed}) stopped with an error: {result.error}")
+        elif result.status == DIVERGED:
             error(f"{result.name} diverged at epoch {result.diverged_epoch} (lr {result.spec.lr}); "
                   "try a smaller learning rate, e.g. --lr 0.1")
         elif result.finished and result.final_loss_rose():
             click.echo(f"Warning: {result.name}'s training loss rose from {result.initial_train_loss:.4f} before "
                        f"training to {result.train_loss:.4f} (lr {result.spec.lr} is likely too large)", err=True)
+    for line in [] if quiet else timing_warnings(results):
+        click.echo(f"Warning: {line}", err=True)
     for result in below_threshold(results, min_test_accuracy):
         error(f"{result.name} test accuracy {100 * result.test_accuracy:.2f}% is below the required "
               f"{100 * min_test_accuracy:.2f}%")
@@ -122,7 +128,10 @@ def below_threshold(results: list[RunResult], threshold: float | None) -> list[R
 
 
 def exit_code(results: list[RunResult], min_test_accuracy: float | None, outputs_written: bool) -> int:
-    """The most serious outcome: an output not written (5), a net diverged (3), a net below the gate (1)."""
+    """The most serious outcome: a run that raised (6), an output not written (5), a net diverged (3), a net
+    below the gate (1)."""
+    if any(r.status == ERROR for r in results):
+        return EXIT_RUN_ERROR
     if not outputs_written:
         return EXIT_OUTPUT_ERROR
     if any(r.status == DIVERGED for r in results):

@@ -1,4 +1,5 @@
-"""Learning curves: per-epoch training loss and accuracy (and test accuracy when recorded) of each run.
+"""Learning curves: per-epoch training loss and accuracy of each net, the mean over its seeds with a shaded
+± std band (and the test accuracy, dashed, when it was recorded).
 
 Uses matplotlib's Agg backend, so no display is needed. Not for: tables (report.py).
 """
@@ -7,23 +8,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from results import RunResult, atomic_write
 
 FIGURE_SIZE_INCHES = (11, 4.5)
 DPI = 100
 
 
-def run_label(result: RunResult, vary: list[str]) -> str:
-    settings = ", ".join(f"{key}={result.hyperparameters[key]}" for key in vary)
-    suffix = f" seed {result.seed}" if result.seed is not None else ""
-    return f"{result.name}{' (' + settings + ')' if settings else ''}{suffix}"
-
-
 def plot_each_setting(results: list[RunResult], path: str | Path, title: str, vary: list[str]) -> list[Path]:
     """One figure per setting of a sweep (PATH_hidden_size-30.png, ...), or one figure at PATH."""
     path = Path(path)
     if not vary:
-        plot_learning_curves(results, path, title, vary)
+        plot_learning_curves(results, path, title)
         return [path]
     groups: dict[tuple, list[RunResult]] = {}
     for result in results:
@@ -33,29 +30,50 @@ def plot_each_setting(results: list[RunResult], path: str | Path, title: str, va
         name = "_".join(f"{key}-{value}" for key, value in zip(vary, setting, strict=True))
         target = path.with_name(f"{path.stem}_{name}{path.suffix}")
         settings = ", ".join(f"{key} {value}" for key, value in zip(vary, setting, strict=True))
-        plot_learning_curves(runs, target, f"{title}\n{settings}", [])
+        plot_learning_curves(runs, target, f"{title}\n{settings}")
         written.append(target)
     return written
 
 
-def plot_learning_curves(results: list[RunResult], path: str | Path, title: str, vary: list[str]) -> None:
-    """Save one PNG of FIGURE_SIZE_INCHES * DPI pixels: loss (left) and accuracy in % (right) per epoch."""
+def curves_by_net(results: list[RunResult], metric: str, scale: float = 1.0) -> dict[str, np.ndarray]:
+    """net name -> (runs, epochs) array of `metric` per epoch, over the runs that recorded every epoch."""
+    curves: dict[str, list[list[float]]] = {}
+    for result in results:
+        values = result.history.get(metric, [])
+        if values and len(values) == result.spec.number_epochs:
+            curves.setdefault(result.name, []).append([scale * v for v in values])
+    return {name: np.array(rows) for name, rows in curves.items()}
+
+
+def draw_band(ax, curves: np.ndarray, color: str | None, label: str, linestyle: str = "-") -> str:
+    """The mean over runs (rows of curves), with ± its std shaded when there are several; returns the color."""
+    epochs = np.arange(1, curves.shape[1] + 1)
+    mean = curves.mean(axis=0)
+    line, = ax.plot(epochs, mean, marker=".", linestyle=linestyle, color=color, label=label)
+    if len(curves) > 1:
+        std = curves.std(axis=0, ddof=1)
+        ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    return line.get_color()
+
+
+def plot_learning_curves(results: list[RunResult], path: str | Path, title: str) -> None:
+    """Save one PNG of FIGURE_SIZE_INCHES * DPI pixels: loss (left) and accuracy in % (right) per epoch, one
+    line per net (mean over its seeds, ± std shaded), test accuracy dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=FIGURE_SIZE_INCHES, dpi=DPI)
-    for result in results:
-        losses = result.history.get("loss", [])
-        epochs = range(1, len(losses) + 1)
-        label = run_label(result, vary)
-        line, = loss_ax.plot(epochs, losses, marker=".", label=f"{label} train")
-        acc_ax.plot(epochs, [100 * a for a in result.history.get("accuracy", [])], marker=".",
-                    color=line.get_color(), label=f"{label} train")
-        if "test_accuracy" in result.history:
-            acc_ax.plot(epochs, [100 * a for a in result.history["test_accuracy"]], linestyle="--",
-                        color=line.get_color(), label=f"{label} test")
+    losses, train_acc = curves_by_net(results, "loss"), curves_by_net(results, "accuracy", 100)
+    test_acc = curves_by_net(results, "test_accuracy", 100)
+    for name, curves in losses.items():
+        runs = f" ({len(curves)} seeds)" if len(curves) > 1 else ""
+        color = draw_band(loss_ax, curves, None, f"{name}{runs}")
+        if name in train_acc:
+            draw_band(acc_ax, train_acc[name], color, f"{name} train")
+        if name in test_acc:
+            draw_band(acc_ax, test_acc[name], color, f"{name} test", linestyle="--")
     loss_ax.set(xlabel="epoch", ylabel="mean cross-entropy", title="Training loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     for ax in (loss_ax, acc_ax):

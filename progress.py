@@ -30,8 +30,8 @@ class Progress:
         self.spec: RunSpec | None = None
 
     def note(self, message: str) -> None:
-        """A line on stderr with --verbose."""
-        if self.verbose:
+        """A line on stderr with --verbose (none for an empty message)."""
+        if self.verbose and message:
             print(message, file=sys.stderr, flush=True)
 
     def start(self, spec: RunSpec) -> EpochCallback:

@@ -24,13 +24,16 @@ from typing import Any
 
 from tabulate import tabulate
 
-from results import DIVERGED, INTERRUPTED, RunResult, atomic_write
+from results import DIVERGED, ERROR, INTERRUPTED, RunResult, atomic_write
 from spec import SETTING_KEYS
+from verdict import format_setting, summary_lines
+from verdict import grouped as group_runs
 
 METRIC_COLUMNS = ("Time(s)", "Test accuracy(%)", "Test loss", "Train accuracy(%)", "Train loss")
 METRIC_FIELDS = ("train_time_s", "test_accuracy", "test_loss", "train_accuracy", "train_loss")
 OUTPUT_SUFFIXES = (".md", ".csv", ".json")
-CSV_FIELDS = ("name", "status", *SETTING_KEYS, "number_epochs", "seed", *METRIC_FIELDS, "diverged_epoch")
+CSV_FIELDS = ("name", "status", *SETTING_KEYS, "number_epochs", "seed", *METRIC_FIELDS, "diverged_epoch",
+              "first_epoch_s", "steady_epoch_s", "target_epoch", "time_to_target_s", "error")
 
 
 def setting_of(result: RunResult) -> tuple:
@@ -42,23 +45,10 @@ def varying_settings(results: list[RunResult]) -> list[str]:
     return [key for i, key in enumerate(SETTING_KEYS) if len({setting_of(r)[i] for r in results}) > 1]
 
 
-def group_runs(results: list[RunResult]) -> dict[tuple, list[RunResult]]:
-    """Runs keyed by (setting, net name), in the order they were first trained."""
-    groups: dict[tuple, list[RunResult]] = {}
-    for result in results:
-        groups.setdefault((setting_of(result), result.name), []).append(result)
-    return groups
-
-
 def display_value(result: RunResult, field: str) -> float:
     """A metric as the table shows it: accuracies in percent."""
     value = getattr(result, field)
     return 100 * value if field.endswith("accuracy") else value
-
-
-def format_setting(value: object) -> str:
-    """A setting as the table shows it: floats in the shortest form (0.1, 1e+10)."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def format_cell(values: list[float], decimals: int) -> str:
@@ -75,6 +65,8 @@ def status_text(runs: list[RunResult]) -> str | None:
             return f"diverged at epoch {run.diverged_epoch}"
         if run.status == INTERRUPTED:
             return "interrupted"
+        if run.status == ERROR:
+            return f"error: {run.error}"
     return None
 
 
@@ -86,63 +78,38 @@ def metric_cells(runs: list[RunResult], time_decimals: int, loss_decimals: int) 
     return [format_cell([display_value(r, f) for r in runs], decimals.get(f, 2)) for f in METRIC_FIELDS]
 
 
+def target_cell(runs: list[RunResult], time_decimals: int) -> str:
+    """Time to the target accuracy: `3.21 (epoch 4)`, `mean ± std` of repeats, `2/3 reached`, `not reached`."""
+    if status_text(runs) is not None:
+        return ""
+    reached = [r for r in runs if r.target_epoch is not None]
+    if not reached:
+        return "not reached"
+    if len(reached) < len(runs):
+        return f"{len(reached)}/{len(runs)} reached"
+    cell = format_cell([r.time_to_target_s for r in reached], time_decimals)
+    return f"{cell} (epoch {reached[0].target_epoch})" if len(runs) == 1 else cell
+
+
 def table_rows(results: list[RunResult], time_decimals: int = 2, loss_decimals: int = 4) -> tuple[list, list]:
-    """(headers, rows) of the comparison table: setting columns that vary, net, the five metrics."""
+    """(headers, rows) of the comparison table: setting columns that vary, net, the five metrics, and the time
+    to the target accuracy when one was asked for."""
     settings = varying_settings(results)
-    headers = [*settings, "Net", *METRIC_COLUMNS]
+    target = results[0].spec.target_accuracy
+    headers = [*settings, "Net", *METRIC_COLUMNS] + ([f"Time to {100 * target:g}%(s)"] if target is not None else [])
     rows = []
     for (setting, name), runs in group_runs(results).items():
         chosen = [format_setting(value) for key, value in zip(SETTING_KEYS, setting, strict=True) if key in settings]
-        rows.append([*chosen, name, *metric_cells(runs, time_decimals, loss_decimals)])
+        rows.append([*chosen, name, *metric_cells(runs, time_decimals, loss_decimals)]
+                    + [target_cell(runs, time_decimals)] * (target is not None))
     return headers, rows
 
 
 def render_table(results: list[RunResult], table_format: str = "github") -> str:
     headers, rows = table_rows(results)
-    align = ("left",) * (len(headers) - len(METRIC_COLUMNS)) + ("right",) * len(METRIC_COLUMNS)
+    settings = len(varying_settings(results)) + 1
+    align = ("left",) * settings + ("right",) * (len(headers) - settings)
     return tabulate(rows, headers=headers, tablefmt=table_format, disable_numparse=True, colalign=align)
-
-
-def welch_p_value(a: list[float], b: list[float]) -> float:
-    """Two-sided p-value of Welch's t-test that the means of a and b are equal (NaN when undefined)."""
-    from scipy import stats
-
-    if len(a) < 2 or len(b) < 2 or (statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0):
-        return math.nan
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-
-
-def comparison_line(mine: list[RunResult], theirs: list[RunResult]) -> str:
-    """`my_net trained 3.4x faster than keras_net; test accuracy difference +0.05 pp` (means of runs)."""
-    my_time = statistics.fmean(r.train_time_s for r in mine)
-    their_time = statistics.fmean(r.train_time_s for r in theirs)
-    speed = f"{their_time / my_time:.1f}x faster" if my_time <= their_time else f"{my_time / their_time:.1f}x slower"
-    my_acc, their_acc = ([100 * r.test_accuracy for r in runs] for runs in (mine, theirs))
-    line = (f"{mine[0].name} trained {speed} than {theirs[0].name}; test accuracy difference "
-            f"{statistics.fmean(my_acc) - statistics.fmean(their_acc):+.2f} pp")
-    p = welch_p_value(my_acc, their_acc)
-    if not math.isnan(p):
-        verdict = "within noise" if p >= 0.05 else "a real difference at the 5% level"
-        line += f" (Welch's t-test p = {p:.3f}: {verdict})"
-    return line
-
-
-def summary_lines(results: list[RunResult]) -> list[str]:
-    """Per setting, one comparison line of the first net trained against each other net, where both
-    finished every run."""
-    groups = group_runs(results)
-    settings = varying_settings(results)
-    lines = []
-    for setting in dict.fromkeys(s for s, _ in groups):
-        names = [name for s, name in groups if s == setting]
-        mine = groups[(setting, names[0])]
-        named = zip(SETTING_KEYS, setting, strict=True)
-        prefix = ", ".join(f"{k}={format_setting(v)}" for k, v in named if k in settings)
-        for name in names[1:]:
-            theirs = groups[(setting, name)]
-            if all(r.finished for r in mine + theirs):
-                lines.append(f"{prefix}: " * bool(prefix) + comparison_line(mine, theirs))
-    return lines
 
 
 def render_confusion(result: RunResult, table_format: str = "github") -> str:
@@ -156,7 +123,7 @@ def render_confusion(result: RunResult, table_format: str = "github") -> str:
 def library_versions() -> dict[str, str | None]:
     """Installed versions of the libraries that shape the numbers, read without importing them."""
     versions: dict[str, str | None] = {"python": platform.python_version()}
-    for package in ("numpy", "tensorflow", "keras", "scipy", "click", "tabulate"):
+    for package in ("numpy", "scipy", "tensorflow", "keras", "jax", "jaxlib", "torch", "click", "tabulate"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -21,7 +21,7 @@ from spec import NUM_CLASSES, RunSpec
 EpochCallback = Callable[[int, dict[str, float]], None]
 """Called after each epoch with the 0-based epoch index and that epoch's logs (loss, accuracy, ...)."""
 
-OK, DIVERGED, INTERRUPTED = "ok", "diverged", "interrupted"
+OK, DIVERGED, INTERRUPTED, ERROR = "ok", "diverged", "interrupted", "error"
 
 
 class TrainingDiverged(ArithmeticError):
@@ -30,6 +30,11 @@ class TrainingDiverged(ArithmeticError):
     def __init__(self, epoch: int):
         super().__init__(f"training diverged at epoch {epoch}")
         self.epoch = epoch
+
+
+class RunFailed(RuntimeError):
+    """A run stopped by an error of its own (a worker that died, a user's net that raised); the message is
+    "<ExceptionType>: <message>" and becomes the row's `error: ...`."""
 
 
 @dataclass
@@ -49,9 +54,15 @@ class RunResult:
     train_accuracy: float = math.nan
     train_loss: float = math.nan
     initial_train_loss: float = math.nan
+    first_epoch_s: float = math.nan  # the first epoch's wall time: Keras' tracing or compilation is in it
+    steady_epoch_s: float = math.nan  # the median of epochs 2..n (NaN with one epoch)
+    target_epoch: int | None = None  # the first epoch (1-based) whose test accuracy reached --target_accuracy
+    time_to_target_s: float | None = None  # training time to the end of that epoch
     history: dict[str, list[float]] = field(default_factory=dict)
     diverged_epoch: int | None = None
     confusion: list[list[int]] | None = None
+    net_info: dict[str, Any] = field(default_factory=dict)  # e.g. Keras' backend, versions, effective settings
+    error: str | None = None  # why a run that raised (status "error") stopped: "<ExceptionType>: <message>"
 
     @property
     def name(self) -> str:
@@ -81,6 +92,11 @@ class RunResult:
 
     def mark_interrupted(self) -> RunResult:
         self.status = INTERRUPTED
+        return self
+
+    def mark_error(self, message: str) -> RunResult:
+        """Record that training raised: `message` is "<ExceptionType>: <message>"."""
+        self.status, self.error = ERROR, message
         return self
 
     def final_loss_rose(self) -> bool:

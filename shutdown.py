@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -52,6 +53,19 @@ class SignalGuard:
             os.write(2, b"Stopping: writing the finished rows (signal again to quit at once without them)\n")
         elif self.training:
             raise Interrupted(signum)
+
+    def check(self) -> None:
+        """Raise Interrupted if a signal came while training and was swallowed on its way (a library's bare
+        `except:` while TensorFlow imports, say): called at every epoch's end and before every run."""
+        if self.training and self.signum is not None:
+            raise Interrupted(self.signum)
+
+    def watching(self, callback: Callable[[int, dict], None]) -> Callable[[int, dict], None]:
+        """callback, preceded by check()."""
+        def checked(epoch: int, logs: dict) -> None:
+            self.check()
+            callback(epoch, logs)
+        return checked
 
     def training_done(self) -> None:
         """From now on a signal no longer interrupts: the results are being printed and written."""

@@ -19,9 +19,10 @@ SETTING_KEYS = ("hidden_size", "lr", "batch_size", "optimizer", "init")  # what 
 class RunSpec:
     """One training run: which net (a class implementing experiment.Net), its settings, its seed.
 
-    `paired`: start from the weights optimizers.initial_weights draws for `seed` and visit the batches
+    Keras' own settings (keras_backend, steps_per_execution, jit_compile) reach only a net whose class takes
+    them. `paired`: start from the weights optimizers.initial_weights draws for `seed` and visit the batches
     in the order np.random.default_rng(seed) permutes them, so two nets of one setting and seed train
-    identically. `eval_every_epoch`: record test loss/accuracy after every epoch.
+    identically. `eval_every_epoch`: record test loss/accuracy after every epoch (so does `target_accuracy`).
     """
 
     net: type = field(compare=True)
@@ -34,10 +35,17 @@ class RunSpec:
     eval_every_epoch: bool = False
     optimizer: OptimizerSettings = DEFAULT_OPTIMIZER
     init: str = "glorot_uniform"
+    target_accuracy: float | None = None  # a fraction: record when the test accuracy first reaches it
+    keras_backend: str | None = None  # None: the backend KERAS_BACKEND gives (TensorFlow), unnamed in tables
+    steps_per_execution: int = 1
+    jit_compile: str = "auto"
 
     @property
     def net_name(self) -> str:
-        """The net's name in tables and files: its class's `name` (my_net, keras_net) or the class name."""
+        """The net's name in tables and files: its class's name_for(spec) (keras_net[jax]), its `name`
+        (my_net), or the class name."""
+        if hasattr(self.net, "name_for"):
+            return self.net.name_for(self)
         return getattr(self.net, "name", self.net.__name__)
 
     def setting(self) -> tuple:

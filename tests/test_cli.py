@@ -53,7 +53,8 @@ def test_seed_command_line_prints_both_rows_with_all_five_columns():
         time_s, test_acc, test_loss, train_acc, train_loss = map(float, cells[1:])
         assert time_s > 0 and 85 < test_acc <= 100 and 85 < train_acc <= 100
         assert 0 < test_loss < 1 and 0 < train_loss < 1
-    assert "my_net trained" in lines[-1] and "than keras_net; test accuracy difference" in lines[-1]
+    assert lines[-1].startswith("my_net trained") and "than keras_net (1 run each" in lines[-1]
+    assert "test accuracy difference" in lines[-1]
     assert "Traceback" not in out.stderr
 
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import run_cli
 
 import my_net
-import report
+import verdict
 from optimizers import Adam, OptimizerSettings, init_kernel
 
 QUICK = ["--hidden_size", "16", "--number_epochs", "1", "--seed", "3", "--quiet"]
@@ -41,9 +41,9 @@ def test_a_2x2_sweep_of_both_nets_gives_8_rows_in_order_with_setting_columns():
 
 
 def test_welch_p_value_separates_noise_from_a_real_difference():
-    assert report.welch_p_value([97.1, 97.3, 97.2], [97.2, 97.0, 97.3]) > 0.5
-    assert report.welch_p_value([97.1, 97.2, 97.15], [95.0, 95.1, 95.05]) < 0.001
-    assert math.isnan(report.welch_p_value([97.0], [96.0]))
+    assert verdict.welch_p_value([97.1, 97.3, 97.2], [97.2, 97.0, 97.3]) > 0.5
+    assert verdict.welch_p_value([97.1, 97.2, 97.15], [95.0, 95.1, 95.05]) < 0.001
+    assert math.isnan(verdict.welch_p_value([97.0], [96.0]))
 
 
 def png_size(path) -> tuple[int, int]:

@@ -1,0 +1,153 @@
+"""Keras' backends: importing Keras quietly, which backend this process runs, and each backend's autodiff.
+
+Keras fixes its backend (TensorFlow, JAX or PyTorch) when it is first imported, from KERAS_BACKEND; a run on
+another backend goes to a worker process (worker.py). Not for: the model (keras_net.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}  # Keras backend -> its package
+DEFAULT_BACKEND = "tensorflow"
+_keras: Any = None
+
+
+@contextlib.contextmanager
+def stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the block.
+
+    TensorFlow's C++ start-up notices (absl's pre-InitializeLog warning, oneDNN and CUDA probing
+    lines) are written straight to fd 2 and ignore TF_CPP_MIN_LOG_LEVEL, so only this hides them.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
+
+
+def import_keras() -> Any:
+    """Import Keras 3 (on KERAS_BACKEND, TensorFlow by default) without start-up noise."""
+    global _keras
+    if _keras is None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("KERAS_BACKEND", DEFAULT_BACKEND)
+        with stderr_silenced():
+            import keras
+
+            # Keras loads TensorFlow for its data pipeline on every backend when it is installed: here, quietly.
+            if importlib.util.find_spec("tensorflow"):
+                import tensorflow as tf
+
+                tf.get_logger().setLevel("ERROR")
+                tf.constant(0.0) + 1.0  # the first op prints CUDA/oneDNN notices: let it happen here
+        _keras = keras
+    return _keras
+
+
+def current_backend() -> str:
+    """The backend Keras runs on in this process: the loaded one, else the one KERAS_BACKEND will load."""
+    if _keras is not None:
+        return _keras.backend.backend()
+    return os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND)
+
+
+def installed_backends() -> list[str]:
+    return [b for b, package in BACKEND_PACKAGES.items() if importlib.util.find_spec(package)]
+
+
+def backend_problem(name: str, source: str = "KERAS_BACKEND") -> str | None:
+    """Why Keras cannot run on backend `name` here, in one line naming `source` and what is installed;
+    None when it can."""
+    installed = installed_backends()
+    have = f"installed here: {', '.join(installed) or 'none'}"
+    if name not in BACKEND_PACKAGES:
+        return f"{source}={name}: not a Keras backend; use one of {', '.join(BACKEND_PACKAGES)} ({have})"
+    if name not in installed:
+        requirements = "" if name == "tensorflow" else f", e.g. pip install -r requirements-{name}.txt"
+        return f"{source}={name}: the {BACKEND_PACKAGES[name]} package is not installed ({have}{requirements})"
+    return None
+
+
+def backend_versions(name: str) -> dict[str, str | None]:
+    """Installed versions of keras and the backend's packages, read without importing them."""
+    packages = {"tensorflow": ["tensorflow"], "jax": ["jax", "jaxlib"], "torch": ["torch"]}[name]
+    versions: dict[str, str | None] = {}
+    for package in ["keras", *packages]:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def backend_threads(name: str) -> dict[str, Any]:
+    """How many threads the backend computes with (0 in TensorFlow: its default, one per core)."""
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+    if name == "torch":
+        import torch
+
+        return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
+    return {"XLA_FLAGS": os.environ.get("XLA_FLAGS", ""), "cpu_count": os.cpu_count()}
+
+
+def gradients(model: Any, X: np.ndarray, Y: np.ndarray) -> dict[str, np.ndarray]:
+    """The backend's own autodiff (TensorFlow's GradientTape, jax.grad, torch.autograd) of the model's mean
+    cross-entropy on X (n, d), Y (n, c) one-hot: dW1 (d, h), db1 (h,), dW2 (h, c), db2 (c,)."""
+    keras = import_keras()
+    backend = keras.backend.backend()
+    autodiff = {"tensorflow": tensorflow_gradients, "jax": jax_gradients, "torch": torch_gradients}[backend]
+    grads = autodiff(keras, model, X, Y)
+    return {name: np.asarray(g) for name, g in zip(("W1", "b1", "W2", "b2"), grads, strict=True)}
+
+
+def mean_cross_entropy(keras: Any, Y: Any, P: Any) -> Any:
+    return keras.ops.mean(keras.losses.categorical_crossentropy(Y, P))
+
+
+def tensorflow_gradients(keras: Any, model: Any, X: np.ndarray, Y: np.ndarray) -> list:
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss = mean_cross_entropy(keras, Y, model(X, training=True))
+    return [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
+
+
+def jax_gradients(keras: Any, model: Any, X: np.ndarray, Y: np.ndarray) -> list:
+    import jax
+
+    trainable = [v.value for v in model.trainable_variables]
+    fixed = [v.value for v in model.non_trainable_variables]
+
+    def loss(values: list) -> Any:
+        P, _ = model.stateless_call(values, fixed, X, training=True)
+        return mean_cross_entropy(keras, Y, P)
+
+    return list(jax.grad(loss)(trainable))
+
+
+def torch_gradients(keras: Any, model: Any, X: np.ndarray, Y: np.ndarray) -> list:
+    import torch
+
+    loss = mean_cross_entropy(keras, torch.as_tensor(Y), model(torch.as_tensor(X), training=True))
+    grads = torch.autograd.grad(loss, [v.value for v in model.trainable_variables])
+    return [g.detach().cpu().numpy() for g in grads]
