@@ -28,7 +28,8 @@ from spec import EVAL_CHUNK, NUM_CLASSES, RunSpec
 Dataset = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 """X_train (N, d) float32 in [0, 1], y_train (N,) labels, X_test (M, d), y_test (M,)."""
 
-OPTIONAL_SETTINGS = ("optimizer", "init", "keras_backend", "steps_per_execution", "jit_compile")  # if taken
+# Passed to a net's constructor when it takes them (my_net and the Keras twin do, a user's net need not).
+OPTIONAL_SETTINGS = ("optimizer", "init", "blas_threads", "keras_backend", "steps_per_execution", "jit_compile")
 PROBABILITY_FLOOR = 1e-7  # Keras clips probabilities to [eps, 1 - eps] before the log: the same loss here
 
 

@@ -9,28 +9,30 @@ The table goes to stdout, progress and messages to stderr. Exit codes: 0 ok, 1 a
 
 from __future__ import annotations
 
+import importlib.util
 import secrets
 import sys
-from dataclasses import replace
 
 import click
 from tabulate import tabulate_formats
 
 import experiment
 import keras_net
-import my_net
 import outcome
+import plan
 import read_mnist
 import report
-from keras_backends import backend_problem, current_backend
+from check import run_checks
 from machine import kernel_pin_warning, load_average, machine_record
 from optimizers import DEFAULT_OPTIMIZER, INITIALIZERS, OPTIMIZERS, OptimizerSettings
 from options import (
     accuracy_threshold,
     backend_list,
+    blas_threads_value,
     checked_seed,
     comma_list,
     existing_directory,
+    net_class,
     writable_output,
     writable_outputs,
 )
@@ -38,17 +40,20 @@ from progress import Progress
 from results import EpochCallback, RunResult
 from shutdown import SignalGuard, ignore_stop_signals
 from spec import RunSpec
+from user_net import train_reporting_errors
 from worker import DataSource, Dispatcher
 
 __version__ = "1.0.0"
-# --net_type -> the net's class; with --compare_nets, every one in this order. Importing keras_net does not
-# import TensorFlow: building a KerasNet does.
-NET_TYPES = {"my": my_net.NeuralNetwork, "keras": keras_net.KerasNet}
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--net_type", "--net-type", type=click.Choice(list(NET_TYPES)), default="my", show_default=True,
-              help="Which net to train (both with --compare_nets).")
+@click.option("--net_type", "--net-type", default="my", show_default=True, metavar="my|keras|PATH.py:CLASS",
+              callback=net_class, help="Which net to train: my, keras, or your own network as PATH.py:CLASS or "
+                                       "package.module:CLASS (loading it runs that file's code; README: Check your "
+                                       "own network). With --compare_nets, it and the Keras twin.")
+@click.option("--check", is_flag=True,
+              help="Instead of training: check the net (--net_type) against the Keras twin, one row per check; "
+                   "exit 7 when any fails.")
 @click.option("--hidden_size", "--hidden-size", default="30", show_default=True, metavar="N[,N...]",
               callback=comma_list(int, 1), help="Hidden units; a comma list sweeps, e.g. 30,128,256,300.")
 @click.option("--lr", default="0.1", show_default=True, metavar="X[,X...]",
@@ -102,6 +107,10 @@ NET_TYPES = {"my": my_net.NeuralNetwork, "keras": keras_net.KerasNet}
 @click.option("--target_accuracy", "--target-accuracy", type=float, callback=accuracy_threshold,
               help="Report each net's training time to this test accuracy (evaluated after every epoch, not counted "
                    "in Time(s)); 97 (percent) and 0.97 mean the same.")
+@click.option("--blas_threads", "--blas-threads", default="all", show_default=True, metavar="all|auto|N",
+              callback=blas_threads_value,
+              help="my_net's BLAS threads: all (BLAS's own count, repeatable to the bit), auto (chosen every epoch "
+                   "from timed steps: fast when another process holds a core, rounding may vary), or N.")
 @click.option("--keras_backend", "--keras-backend", metavar="NAME[,NAME...]", callback=backend_list,
               help="Keras backends to train on: tensorflow, jax, torch; each its own row, keras_net[NAME] "
                    "[default: KERAS_BACKEND or tensorflow, named keras_net].")
@@ -109,15 +118,22 @@ NET_TYPES = {"my": my_net.NeuralNetwork, "keras": keras_net.KerasNet}
               show_default=True, help="Keras: train steps per call (its speed lever; not on the torch backend).")
 @click.option("--jit_compile", "--jit-compile", type=click.Choice(["auto", "true", "false"]), default="auto",
               show_default=True, help="Keras: XLA-compile the train step (auto: Keras' choice per backend).")
+@click.option("--scheduler", metavar="ADDRESS", envvar="MNIST_COMPARE_SCHEDULER",
+              help="Run the jobs (one per setting and seed, all its nets) on the Dask cluster at this scheduler, "
+                   "e.g. tcp://host:8786 [env MNIST_COMPARE_SCHEDULER]; needs requirements-dask.txt.")
+@click.option("--worker_threads", "--worker-threads", type=click.IntRange(min=1),
+              help="With --scheduler: threads for every library on each worker [default: the worker's cores].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or messages on stderr, only errors.")
 @click.option("-v", "--verbose", is_flag=True, help="A summary line per epoch on stderr.")
 @click.version_option(__version__, "--version", prog_name="mnist-compare")
-def main(net_type: str, hidden_size: list[int], lr: list[float], batch_size: list[int], number_epochs: int,
-         compare_nets: bool, paired: bool, seed: int | None, repeats: int, data_dir: str | None, data_source: str,
+def main(net_type: type, check: bool, hidden_size: list[int], lr: list[float], batch_size: list[int],
+         number_epochs: int, compare_nets: bool, paired: bool, seed: int | None, repeats: int, data_dir: str | None,
+         data_source: str,
          optimizer: str, momentum: float, beta_1: float, beta_2: float, epsilon: float, init: str,
          table_format: str, output: tuple[str, ...], plot: str | None, eval_every_epoch: bool, confusion: bool,
          min_test_accuracy: float | None, target_accuracy: float | None, keras_backend: list[str] | None,
-         steps_per_execution: int, jit_compile: str, quiet: bool, verbose: bool) -> None:
+         steps_per_execution: int, jit_compile: str, blas_threads: str, scheduler: str | None,
+         worker_threads: int | None, quiet: bool, verbose: bool) -> None:
     """Train a hand-written NumPy network and/or its Keras twin on MNIST and print a comparison table.
 
     Time(s) is the wall time of training only; accuracies are in percent; losses are the mean
@@ -128,19 +144,26 @@ def main(net_type: str, hidden_size: list[int], lr: list[float], batch_size: lis
             raise click.UsageError("--paired needs --compare_nets (it pairs the two nets)")
         refuse_oversized(hidden_size, batch_size)
         seed = checked_seed(seed, repeats, secrets.randbelow)
-        template = RunSpec(NET_TYPES[net_type], hidden_size[0], lr[0], batch_size[0], number_epochs, seed, paired,
+        template = RunSpec(net_type, hidden_size[0], lr[0], batch_size[0], number_epochs, seed, paired,
                            eval_every_epoch, OptimizerSettings(optimizer, momentum, beta_1, beta_2, epsilon), init,
-                           target_accuracy=target_accuracy, steps_per_execution=steps_per_execution,
+                           target_accuracy=target_accuracy, blas_threads=blas_threads,
+                           steps_per_execution=steps_per_execution,
                            jit_compile=jit_compile)
-        contenders = plan_contenders(template, compare_nets, keras_backend)
+        contenders = plan.contenders(template, compare_nets, keras_backend)
+        if check:
+            sys.exit(check_net(template, DataSource(data_dir, data_source == "keras"), table_format, output))
         specs = experiment.plan_runs(contenders, hidden_size, lr, batch_size, repeats)
         progress = Progress(len(specs), quiet, verbose)
         progress.note(kernel_pin_warning() or "")
         load_before = load_average()
         progress.note(f"loading MNIST from {data_dir or ('Keras' if data_source == 'keras' else 'data/mnist')}")
-        results = train_all(specs, DataSource(data_dir, data_source == "keras"), progress, guard)
+        source = DataSource(data_dir, data_source == "keras")
+        if scheduler:
+            results = train_on_cluster(specs, source, scheduler, worker_threads, quiet)
+        else:
+            results = train_all(specs, source, progress, guard)
         guard.training_done()
-        meta = {**report.run_metadata({**click.get_current_context().params, "seed": seed}),
+        meta = {**report.run_metadata(recorded_options(seed)),
                 "machine": machine_record(load_before)}
         written = outcome.write_outputs(results, meta, output)
         if plot and results:
@@ -151,26 +174,6 @@ def main(net_type: str, hidden_size: list[int], lr: list[float], batch_size: lis
         sys.exit(guard.exit_code() if guard.stopped else outcome.exit_code(results, min_test_accuracy, written))
 
 
-def plan_contenders(template: RunSpec, compare_nets: bool, keras_backends: list[str] | None) -> list[RunSpec]:
-    """The nets of each setting, in training order: my_net, then Keras on each backend asked for (or on
-    KERAS_BACKEND, unnamed). Refuses, before any training, a backend that cannot run here and
-    --steps_per_execution on the torch backend, which does not support it."""
-    wanted = list(NET_TYPES.values()) if compare_nets else [template.net]
-    contenders = [replace(template, net=my_net.NeuralNetwork)] if my_net.NeuralNetwork in wanted else []
-    if keras_net.KerasNet in wanted:
-        named = keras_backends or [None]
-        backends = keras_backends or [current_backend()]
-        for backend, problem in ((b, backend_problem(b, "--keras_backend" if keras_backends else "KERAS_BACKEND"))
-                                 for b in backends):
-            if problem:
-                raise click.UsageError(problem)
-            if backend == "torch" and template.steps_per_execution != 1:
-                raise click.UsageError("--steps_per_execution: Keras' torch backend does not support it; leave it "
-                                       "at 1 or drop torch from --keras_backend")
-        contenders += [replace(template, net=keras_net.KerasNet, keras_backend=b) for b in named]
-    return contenders
-
-
 def train_all(specs: list[RunSpec], source: DataSource, progress: Progress, guard: SignalGuard) -> list[RunResult]:
     """Load the data, then train every spec (a Keras run on another backend in a worker process); a signal
     keeps the finished runs and marks the running one (see shutdown.py). Exit 4 on a data error."""
@@ -179,9 +182,16 @@ def train_all(specs: list[RunSpec], source: DataSource, progress: Progress, guar
         guard.check()
         return guard.watching(progress.start(spec))
 
+    dispatcher = Dispatcher(source)
+
+    def train_one(spec: RunSpec, data: experiment.Dataset, on_epoch_end: EpochCallback) -> RunResult:
+        if spec.net in plan.BUILTIN_NETS.values():
+            return dispatcher(spec, data, on_epoch_end)
+        return train_reporting_errors(dispatcher, spec, data, on_epoch_end)
+
     try:
         data = load_data_or_exit(source)
-        results, _ = experiment.run_all(specs, data, start_run, progress.finish, Dispatcher(source))
+        results, _ = experiment.run_all(specs, data, start_run, progress.finish, train_one)
     except KeyboardInterrupt:  # while the data loaded: no run had started
         results = []
     progress.close()
@@ -196,6 +206,52 @@ def refuse_oversized(hidden_sizes: list[int], batch_sizes: list[int]) -> None:
         if needed > 0.8 * available:
             raise click.BadParameter(f"{hidden} needs about {needed / 2**30:.1f} GiB, more than this machine's "
                                      f"{available / 2**30:.1f} GiB allows", param_hint="'--hidden_size'")
+
+
+def train_on_cluster(specs: list[RunSpec], source: DataSource, address: str, threads: int | None,
+                     quiet: bool) -> list[RunResult]:
+    """The specs as jobs on the Dask cluster at `address` (cluster.py); exit 2, before any training, when Dask
+    is not installed, nothing answers there, or no worker has this machine's library versions."""
+    if importlib.util.find_spec("distributed") is None:
+        raise click.UsageError("--scheduler needs Dask: pip install -r requirements-dask.txt")
+    import cluster
+
+    try:
+        client = cluster.connect(address)
+        workers = cluster.usable_workers(client, lambda line: click.echo(f"Warning: {line}", err=True))
+    except cluster.ClusterError as err:
+        raise click.UsageError(str(err)) from None
+    jobs = Progress(len(cluster.jobs_of(specs)), quiet, False, unit="job")
+
+    def job_done(results: list[RunResult]) -> None:
+        jobs.job_done(f"job {results[0].spec.describe().split(' ', 1)[1]} on {results[0].net_info.get('host')}")
+        if results[0].net_info.get("retries"):
+            click.echo(f"Note: job {results[0].spec.describe().split(' ', 1)[1]} was re-run after its worker died "
+                       f"({results[0].net_info['retries']} time(s))", err=True)
+
+    try:
+        results, _ = cluster.run_on_cluster(client, specs, source, threads, workers, job_done)
+    finally:
+        jobs.close()
+        client.close()
+    return results
+
+
+def recorded_options(seed: int) -> dict:
+    """The options as results files record them: each value as parsed, the seed drawn, --net_type as given."""
+    context = click.get_current_context()
+    return {**context.params, "seed": seed, "net_type": context.meta.get("net_type", "my")}
+
+
+def check_net(spec: RunSpec, source: DataSource, table_format: str, outputs: tuple[str, ...]) -> int:
+    """--check: every check of spec.net against the Keras twin, printed and written; 0 when all pass."""
+    checks = run_checks(spec, load_data_or_exit(source), keras_net.KerasNet)
+    meta = report.run_metadata(recorded_options(spec.seed))
+    written = all([outcome.write_checks(path, checks, meta) for path in outputs])
+    outcome.Stdout().echo(report.render_checks(checks, table_format))
+    if any(c.status == "FAIL" for c in checks):
+        return outcome.EXIT_CHECK_FAILED
+    return 0 if written else outcome.EXIT_OUTPUT_ERROR
 
 
 def load_data_or_exit(source: DataSource) -> experiment.Dataset:

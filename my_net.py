@@ -19,6 +19,7 @@ import numpy as np
 from scipy.linalg.blas import dgemm, sgemm
 
 import experiment
+from blas_threads import ThreadChooser
 from optimizers import DEFAULT_OPTIMIZER, SGD, OptimizerSettings, initial_weights, make_optimizer
 from results import EpochCallback, RunResult, TrainingDiverged
 from spec import EVAL_CHUNK, NUM_CLASSES
@@ -91,8 +92,9 @@ class NeuralNetwork:
 
     def __init__(self, input_size: int = 784, hidden_size: int = 30, output_size: int = NUM_CLASSES,
                  lr: float = 0.1, seed: int | None = None, optimizer: OptimizerSettings = DEFAULT_OPTIMIZER,
-                 init: str = "glorot_uniform"):
+                 init: str = "glorot_uniform", blas_threads: str = "all"):
         self.sizes = (input_size, hidden_size, output_size)
+        self.blas_threads = blas_threads  # "all": BLAS's own count; "auto": chosen per epoch (blas_threads.py)
         self.rng = np.random.default_rng(seed)  # draws the weights, then (unpaired) every epoch's order
         self.params = dict(zip(PARAMETER_NAMES, initial_weights(self.rng, self.sizes, init), strict=True))
         self.optimizer = make_optimizer(optimizer, lr)
@@ -240,18 +242,24 @@ class NeuralNetwork:
         return loss_sum / len(X), correct / len(X)
 
     def train_epoch(self, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int,
-                    ws: Workspace) -> tuple[float, float]:
+                    ws: Workspace, threads: ThreadChooser | None = None) -> tuple[float, float]:
         """One pass over X (N, d), y (N,) in the order of `order` (N,); returns (mean loss, accuracy).
+        With `threads`, the BLAS thread count is chosen from the epoch's first steps (blas_threads.py).
 
         Stops early, returning a NaN loss, as soon as a batch loss is not finite.
         """
         loss_sum, correct = 0.0, 0
-        for start in range(0, len(order), batch_size):
+        for index, start in enumerate(range(0, len(order), batch_size)):
             batch = order[start:start + batch_size]
+            if threads is not None:
+                threads.before_step(index)
+                began = time.perf_counter()
             # Gathered batch by batch into a buffer that stays in cache: a whole permuted copy of X
             # (188 MB) cost more, and its page faults made every fit's first epoch 0.4-1.2 s slower.
             Xb = np.take(X, batch, axis=0, out=ws.X[:len(batch)], mode="clip")  # "clip": no extra copy
             batch_loss, batch_correct = self.train_step(Xb, y[batch], ws)
+            if threads is not None:
+                threads.after_step(index, time.perf_counter() - began)
             if not math.isfinite(batch_loss):
                 return math.nan, math.nan
             loss_sum += batch_loss
@@ -272,10 +280,12 @@ class NeuralNetwork:
         rng = self.rng if rng is None else rng
         ws = Workspace(min(batch_size, len(X)), self.params)
         history: dict[str, list[float]] = {"loss": [], "accuracy": [], "epoch_time_s": []}
-        with np.errstate(all="ignore"):  # divergence is detected and reported, not warned about
+        self.threads = ThreadChooser(fixed=None if self.blas_threads == "auto" else self.blas_threads)
+        with np.errstate(all="ignore"), self.threads:  # divergence is detected and reported, not warned about
             for epoch in range(number_epochs):
                 start = time.perf_counter()
-                loss, accuracy = self.train_epoch(X, y, rng.permutation(len(X)), batch_size, ws)
+                choosing = self.threads if self.blas_threads == "auto" else None
+                loss, accuracy = self.train_epoch(X, y, rng.permutation(len(X)), batch_size, ws, choosing)
                 if not (math.isfinite(loss) and self.weights_are_finite()):
                     raise TrainingDiverged(epoch + 1)
                 logs = {"loss": loss, "accuracy": accuracy, "epoch_time_s": time.perf_counter() - start}
@@ -291,7 +301,8 @@ class NeuralNetwork:
 
         scipy_blas = [i for i in threadpool_info() if i.get("user_api") == "blas" and "scipy" in i.get("filepath", "")]
         return {"blas": {key: scipy_blas[0].get(key) for key in ("internal_api", "architecture", "num_threads")}
-                if scipy_blas else None}
+                if scipy_blas else None, "blas_threads_per_epoch": getattr(self, "threads", None) and
+                self.threads.history}
 
     # -- weights ---------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from click.core import ParameterSource
 
 import report
 from keras_backends import BACKEND_PACKAGES
+from user_net import NetLoadError, load_class
 
 SEED_LIMIT = 2**32  # numpy's legacy seeding, which Keras' set_random_seed calls, takes seeds below 2^32
 
@@ -100,3 +101,23 @@ def backend_list(ctx: click.Context, param: click.Parameter, text: str | None) -
     if len(set(names)) != len(names):
         raise click.BadParameter(f"{text}: a backend is listed twice")
     return names
+
+
+def net_class(ctx: click.Context, param: click.Parameter, text: str) -> type:
+    """--net_type: my_net's or the Keras twin's class, or the user's PATH.py:CLASS / package.module:CLASS."""
+    import plan
+
+    ctx.meta["net_type"] = text  # recorded in results files as given
+    if text in plan.BUILTIN_NETS:
+        return plan.BUILTIN_NETS[text]
+    try:
+        return load_class(text)
+    except NetLoadError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+def blas_threads_value(ctx: click.Context, param: click.Parameter, text: str) -> str:
+    """--blas_threads: all, auto, or a positive number of threads."""
+    if text in ("all", "auto") or (text.isdigit() and int(text) >= 1):
+        return text
+    raise click.BadParameter(f"{text}: use all, auto or a number of threads >= 1")

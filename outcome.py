@@ -23,6 +23,7 @@ from results import DIVERGED, ERROR, RunResult
 from verdict import timing_warnings
 
 EXIT_BELOW_THRESHOLD, EXIT_USAGE, EXIT_DIVERGED, EXIT_DATA_ERROR, EXIT_OUTPUT_ERROR, EXIT_RUN_ERROR = 1, 2, 3, 4, 5, 6
+EXIT_CHECK_FAILED = 7  # --check: at least one check failed
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE of sysexits.h: a bug, never a verdict on the nets
 
 
@@ -73,6 +74,16 @@ def write_outputs(results: list[RunResult], meta: dict, outputs: tuple[str, ...]
             error(f"cannot write {path}: {reason(err)}")
             written = False
     return written
+
+
+def write_checks(path: str, checks: list, meta: dict) -> bool:
+    """One --check output file; False, with one line, when writing failed."""
+    try:
+        report.write_checks(path, checks, meta)
+    except (OSError, UnicodeError) as err:
+        error(f"cannot write {path}: {reason(err)}")
+        return False
+    return True
 
 
 def write_plot(results: list[RunResult], path: str, title: str) -> bool:

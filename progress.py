@@ -19,12 +19,12 @@ class Progress:
     """One bar over all runs (when there are several), one over each run's epochs; with `verbose`, a
     summary line per epoch. Bars hide when stderr is not a terminal or when quiet."""
 
-    def __init__(self, total_runs: int, quiet: bool = False, verbose: bool = False):
+    def __init__(self, total_runs: int, quiet: bool = False, verbose: bool = False, unit: str = "run"):
         dumb = os.environ.get("TERM") == "dumb"  # a terminal without cursor movement: no bars, plain lines
         self.disable = True if quiet or dumb else None  # None: tqdm hides itself when stderr is not a TTY
         self.plain_lines = not quiet and (dumb or not sys.stderr.isatty())
         self.verbose = verbose and not quiet
-        self.overall = tqdm(total=total_runs, desc="runs", unit="run", file=sys.stderr,
+        self.overall = tqdm(total=total_runs, desc=f"{unit}s", unit=unit, file=sys.stderr,
                             disable=True if quiet or total_runs < 2 else None, position=0)
         self.bar: tqdm | None = None
         self.spec: RunSpec | None = None
@@ -56,6 +56,12 @@ class Progress:
         self.overall.update(1)
         if self.verbose or self.plain_lines:
             print(f"finished {spec.describe()}", file=sys.stderr, flush=True)
+
+    def job_done(self, description: str) -> None:
+        """One more job of a cluster run finished (they finish in any order)."""
+        self.overall.update(1)
+        if self.verbose or self.plain_lines:
+            print(f"finished {description}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

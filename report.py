@@ -196,3 +196,29 @@ def write_results(path: str | Path, results: list[RunResult], meta: dict[str, An
     text = renderers[suffix]()
     with atomic_write(path, "w") as f:
         f.write(text)
+
+
+def render_checks(checks: list, table_format: str = "github") -> str:
+    """The --check table: one row per check with its status, measured figure, tolerance and diagnosis."""
+    rows = [[c.name, c.status, c.measured, c.tolerance, c.diagnosis] for c in checks]
+    return tabulate(rows, headers=["Check", "Status", "Measured", "Tolerance", "Diagnosis"], tablefmt=table_format,
+                    disable_numparse=True)
+
+
+def write_checks(path: str | Path, checks: list, meta: dict[str, Any]) -> None:
+    """--check results as .json ({"checks": [...]} with the run's metadata), .md (the table) or .csv."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        text = json.dumps(finite_or_null({**meta, "checks": [c.to_dict() for c in checks]}), indent=2,
+                          allow_nan=False) + "\n"
+    elif suffix == ".md":
+        text = f"{render_checks(checks)}\n\nCommand: `{meta['command_line']}`  \nDate: {meta['date']}\n"
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=["name", "status", "measured", "tolerance", "diagnosis"],
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(c.to_dict() for c in checks)
+        text = buffer.getvalue()
+    with atomic_write(path, "w") as f:
+        f.write(text)

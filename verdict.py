@@ -40,6 +40,14 @@ def speed_ratio(mine: list[float], theirs: list[float]) -> tuple[float, float | 
     return ratio, ratio * relative
 
 
+def per_job_ratio(mine: list[RunResult], theirs: list[RunResult]) -> tuple[float, float | None]:
+    """(mean, sample std) of their time / my time within each job (same seed, same worker): never raw seconds
+    from different machines. The std is None with one job."""
+    my_time = {r.seed: r.train_time_s for r in mine}
+    ratios = [r.train_time_s / my_time[r.seed] for r in theirs if r.seed in my_time]
+    return statistics.fmean(ratios), statistics.stdev(ratios) if len(ratios) > 1 else None
+
+
 def format_ratio(ratio: float, sigma: float | None) -> str:
     """`3.1x faster`, `3.10 ± 0.12x faster`, or `1.5x slower` (a ratio below 1 turned over, same relative error)."""
     faster = ratio >= 1
@@ -69,6 +77,10 @@ def speed_clause(mine: list[RunResult], theirs: list[RunResult]) -> str:
     keras_net's first epoch includes 0.9 s of tracing)`, Keras' speed levers first when they were used."""
     ratio, sigma = speed_ratio([r.train_time_s for r in mine], [r.train_time_s for r in theirs])
     notes = keras_levers(theirs[0])
+    hosts = {r.net_info.get("host") for r in mine + theirs} - {None}
+    if hosts:  # a cluster run: compare times measured on the same machine only, job by job
+        ratio, sigma = per_job_ratio(mine, theirs)
+        notes.append(f"mean of per-job ratios on {len(hosts)} host{'s' * (len(hosts) > 1)}")
     if sigma is None:
         notes.append("1 run each")
     else:

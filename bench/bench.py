@@ -1,41 +1,46 @@
-"""Benchmark: my_net against keras_net at several hidden sizes, side by side in one process.
+"""Benchmark: my_net against every peer, side by side in one process, on the CPU's own BLAS kernels.
 
-    python bench/bench.py --repeats 3 --output results/benchmark.json --markdown results/benchmark.md
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench.py --repeats 3 --load \
+        --output results/benchmark.json --markdown results/benchmark.md
 
-First the fp32 GEMM roofline: the better of NumPy's and scipy's BLAS (my_net uses scipy's), best of
-several 2048^3 products each. Then, for each repeat,
-every hidden size with my_net and keras_net interleaved, each timed as the tool times it (fit only,
-data loaded). Reports best-of-N fit times, the keras/my ratio, my_net's useful GFLOPS and its share of
-the roofline, and my_net's per-epoch first/min/median/max. Only ratios measured in one run mean anything:
-these machines are shared and their speed varies by up to 2x between runs.
+First the fp32 GEMM roofline (NumPy's and scipy's BLAS, best of 7 2048^3 products) with the kernel and
+thread count each runs (threadpoolctl; a warning when an environment variable pins an older kernel). Then,
+for each repeat, every hidden size with every contender interleaved: my_net, Keras on each installed backend
+(another backend than TensorFlow in a worker process) and PyTorch eager as a reference, each timed exactly as
+the tool times it (experiment.train). Reports best-of-N fit times, steady and first epochs, my_net's ratio to
+the fastest Keras, its useful GFLOPS and share of the roofline, and the issue's targets. With --load, my_net
+again under one busy core (a bounded helper process, always stopped), adaptive and with one BLAS thread.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import statistics
+import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
 import numpy as np
 from tabulate import tabulate
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import experiment
+import keras_backends
 import keras_net
+import machine
 import my_net
 import read_mnist
 import report
 from results import atomic_write
 from spec import RunSpec
-
-NETS = {"my_net": my_net.NeuralNetwork, "keras_net": keras_net.KerasNet}
+from worker import DataSource, Dispatcher
 
 GEMM_SIZE = 2048
+LOAD_SECONDS = 1800  # the busy helper stops by itself after this, whatever happens to the benchmark
 
 
 def gemm_gflops(repeats: int = 7) -> dict[str, float]:
@@ -55,14 +60,16 @@ def gemm_gflops(repeats: int = 7) -> dict[str, float]:
     return {**rates, "roofline": max(rates.values())}
 
 
-def thread_settings() -> dict[str, str | int]:
-    """How many threads each library may use, as this run saw it (0 in TensorFlow: its default)."""
-    keras_net.import_keras()
-    import tensorflow as tf  # already imported, quietly, by import_keras
+def contenders() -> dict[str, RunSpec]:
+    """name -> spec template of every contender installed here: my_net, Keras per backend, PyTorch eager."""
+    found = {"my_net": RunSpec(my_net.NeuralNetwork)}
+    for backend in keras_backends.installed_backends():
+        found[f"keras_net[{backend}]"] = RunSpec(keras_net.KerasNet, keras_backend=backend)
+    if "torch" in keras_backends.installed_backends():
+        from torch_reference import TorchEagerNet
 
-    return {"cpu_count": os.cpu_count(), "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "unset"),
-            "tensorflow_intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-            "tensorflow_inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+        found["pytorch_eager"] = RunSpec(TorchEagerNet)
+    return found
 
 
 def useful_gflop(hidden: int, examples: int, epochs: int, inputs: int = 784, classes: int = 10) -> float:
@@ -70,75 +77,138 @@ def useful_gflop(hidden: int, examples: int, epochs: int, inputs: int = 784, cla
     return 4 * (inputs * hidden + hidden * classes) * examples * epochs / 1e9
 
 
-def run_once(net: str, hidden: int, epochs: int, data: tuple, seed: int) -> dict:
-    """One run timed exactly as the tool times it: experiment.train."""
-    result = experiment.train(RunSpec(NETS[net], hidden, 0.1, 128, epochs, seed), data)
-    return {"net": net, "hidden_size": hidden, "seed": seed, "train_time_s": result.train_time_s,
+def timed(name: str, template: RunSpec, hidden: int, epochs: int, data: tuple, seed: int) -> dict:
+    spec = replace(template, hidden_size=hidden, number_epochs=epochs, seed=seed)
+    result = Dispatcher(DataSource())(spec, data, None)
+    return {"net": name, "hidden_size": hidden, "seed": seed, "train_time_s": result.train_time_s,
+            "first_epoch_s": result.first_epoch_s, "steady_epoch_s": result.steady_epoch_s,
             "epoch_time_s": result.history["epoch_time_s"], "test_accuracy": result.test_accuracy}
 
 
 def summarise(runs: list[dict], hidden: int, epochs: int, examples: int, roofline: float) -> dict:
-    mine = [r for r in runs if r["net"] == "my_net" and r["hidden_size"] == hidden]
-    theirs = [r for r in runs if r["net"] == "keras_net" and r["hidden_size"] == hidden]
-    best_mine = min(mine, key=lambda r: r["train_time_s"])
-    best_theirs = min(r["train_time_s"] for r in theirs)
-    gflops = useful_gflop(hidden, examples, epochs) / best_mine["train_time_s"]
-    epochs_s = best_mine["epoch_time_s"]
-    return {"hidden_size": hidden, "my_net_s": best_mine["train_time_s"], "keras_net_s": best_theirs,
-            "ratio": best_theirs / best_mine["train_time_s"], "my_net_gflops": gflops,
-            "roofline_share": gflops / roofline, "epoch_min_s": min(epochs_s),
-            "epoch_median_s": statistics.median(epochs_s), "epoch_max_s": max(epochs_s),
-            "first_epoch_s": epochs_s[0]}
+    """Best-of-N per contender at one hidden size, and my_net against the fastest Keras."""
+    best = {}
+    for run in (r for r in runs if r["hidden_size"] == hidden):
+        if run["net"] not in best or run["train_time_s"] < best[run["net"]]["train_time_s"]:
+            best[run["net"]] = run
+    steady = {name: min(r["steady_epoch_s"] for r in runs if r["net"] == name and r["hidden_size"] == hidden)
+              for name in best}
+    keras = [name for name in best if name.startswith("keras_net")]
+    fastest = min(keras, key=lambda name: best[name]["train_time_s"])
+    steadiest = min(keras, key=lambda name: steady[name])
+    mine = best["my_net"]
+    gflops = useful_gflop(hidden, examples, epochs) / mine["train_time_s"]
+    return {"hidden_size": hidden, "best_s": {name: r["train_time_s"] for name, r in best.items()},
+            "steady_epoch_s": steady, "first_epoch_s": {name: r["first_epoch_s"] for name, r in best.items()},
+            "fastest_keras": fastest, "my_net_s": mine["train_time_s"], "keras_net_s": best[fastest]["train_time_s"],
+            "ratio": best[fastest]["train_time_s"] / mine["train_time_s"],
+            "steady_ratio": steady[steadiest] / steady["my_net"], "my_net_gflops": gflops,
+            "roofline_share": gflops / roofline}
 
 
-def render(rows: list[dict], gemm_rates: dict[str, float]) -> str:
-    table = [[r["hidden_size"], f"{r['my_net_s']:.2f}", f"{r['keras_net_s']:.2f}", f"{r['ratio']:.2f}x",
-              f"{r['my_net_gflops']:.0f}", f"{100 * r['roofline_share']:.0f}%",
-              f"{r['first_epoch_s']:.3f} / {r['epoch_min_s']:.3f} / {r['epoch_median_s']:.3f} / "
-              f"{r['epoch_max_s']:.3f}"] for r in rows]
-    headers = ["hidden", "my_net (s)", "keras_net (s)", "keras/my", "my_net GFLOPS", "% of GEMM roofline",
-               "my_net epoch first / min / median / max (s)"]
-    return (f"GEMM roofline (fp32, {GEMM_SIZE}^3, best of 7): {gemm_rates['roofline']:.0f} GFLOPS "
-            f"(NumPy's BLAS {gemm_rates['numpy']:.0f}, scipy's BLAS, which my_net uses, {gemm_rates['scipy']:.0f})\n\n"
-            + tabulate(table, headers=headers, tablefmt="github", disable_numparse=True))
+def busy_core() -> subprocess.Popen:
+    """One core kept busy by another process, as a browser or a CI neighbour would; it ends by itself."""
+    code = f"import time\nend = time.monotonic() + {LOAD_SECONDS}\nwhile time.monotonic() < end:\n    pass\n"
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def under_load(sizes: list[int], epochs: int, data: tuple, repeats: int) -> list[dict]:
+    """my_net with --blas_threads auto and with one BLAS thread, taking turns, while another process keeps one
+    core busy."""
+    helper = busy_core()
+    rows = []
+    try:
+        time.sleep(1)
+        for hidden in sizes:
+            times: dict[str, list[float]] = {"adaptive": [], "one_thread": []}
+            for repeat in range(repeats):
+                times["adaptive"].append(timed("my_net", RunSpec(my_net.NeuralNetwork, blas_threads="auto"), hidden,
+                                               epochs, data, repeat)["train_time_s"])
+                with threadpool_limits(limits=1, user_api="blas"):
+                    times["one_thread"].append(timed("my_net", RunSpec(my_net.NeuralNetwork), hidden, epochs,
+                                                     data, repeat)["train_time_s"])
+            rows.append({"hidden_size": hidden, **{name: min(ts) for name, ts in times.items()}})
+    finally:
+        helper.kill()
+        helper.wait()
+    return rows
+
+
+def targets(rows: list[dict], load_rows: list[dict]) -> list[str]:
+    """The issue's targets, each with its verdict in this run."""
+    lines = [f"hidden {r['hidden_size']}: fit {r['ratio']:.2f}x faster than {r['fastest_keras']} (target >= 2: "
+             f"{'met' if r['ratio'] >= 2 else 'not met'}); steady epoch {r['steady_ratio']:.2f}x (target >= 1.5: "
+             f"{'met' if r['steady_ratio'] >= 1.5 else 'not met'})" for r in rows]
+    lines += [f"hidden {r['hidden_size']}: {100 * r['roofline_share']:.0f}% of the GEMM roofline (target >= 70%: "
+              f"{'met' if r['roofline_share'] >= 0.7 else 'not met'})" for r in rows if r["hidden_size"] == 300]
+    quiet = {r["hidden_size"]: r["my_net_s"] for r in rows}
+    for r in load_rows:
+        one, own = r["adaptive"] / r["one_thread"], r["adaptive"] / quiet[r["hidden_size"]]
+        lines.append(f"hidden {r['hidden_size']} under one busy core: {one:.2f}x one BLAS thread's time (target <= "
+                     f"1.2: {'met' if one <= 1.2 else 'not met'}), {own:.2f}x its quiet time (target <= 1.8: "
+                     f"{'met' if own <= 1.8 else 'not met'})")
+    return lines
+
+
+def render(rows: list[dict], load_rows: list[dict], gemm_rates: dict[str, float], blas: list[dict]) -> str:
+    names = list(rows[0]["best_s"])
+    table = [[r["hidden_size"], *(f"{r['best_s'][n]:.2f} ({r['steady_epoch_s'][n]:.3f} / {r['first_epoch_s'][n]:.2f})"
+                                  for n in names), f"{r['ratio']:.2f}x", f"{r['steady_ratio']:.2f}x",
+              f"{r['my_net_gflops']:.0f}", f"{100 * r['roofline_share']:.0f}%"] for r in rows]
+    kernels = ", ".join(f"{b['internal_api']} {b['architecture']} x{b['num_threads']}" for b in blas)
+    text = (f"GEMM roofline (fp32, {GEMM_SIZE}^3, best of 7): {gemm_rates['roofline']:.0f} GFLOPS (NumPy's BLAS "
+            f"{gemm_rates['numpy']:.0f}, scipy's {gemm_rates['scipy']:.0f}); kernels: {kernels}\n\n"
+            "Fit time in seconds, best of N (steady epoch / first epoch):\n\n"
+            + tabulate(table, headers=["hidden", *names, "fastest Keras / my_net", "steady ratio", "my_net GFLOPS",
+                                       "% of roofline"], tablefmt="github", disable_numparse=True))
+    if load_rows:
+        text += "\n\nUnder one busy core, my_net fit time (s), best of N:\n\n" + tabulate(
+            [[r["hidden_size"], f"{r['adaptive']:.2f}", f"{r['one_thread']:.2f}"] for r in load_rows],
+            headers=["hidden", "my_net (--blas_threads auto)", "my_net (one BLAS thread)"], tablefmt="github")
+    return text + "\n\nTargets:\n\n" + "\n".join(f"- {line}" for line in targets(rows, load_rows))
 
 
 @click.command()
 @click.option("--hidden_sizes", default="30,128,256,300", show_default=True, help="Comma-separated hidden sizes.")
-@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=2), default=20, show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Best-of-N per net.")
+@click.option("--load", is_flag=True, help="Also time my_net under one busy core.")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write every run and the summary as JSON.")
-@click.option("--markdown", type=click.Path(dir_okay=False), help="Write the table and the command as Markdown.")
-def main(hidden_sizes: str, epochs: int, repeats: int, output: str | None, markdown: str | None) -> None:
-    """Measure the GEMM roofline, then my_net and keras_net, interleaved, best-of-N."""
+@click.option("--markdown", type=click.Path(dir_okay=False), help="Write the tables and the command as Markdown.")
+def main(hidden_sizes: str, epochs: int, repeats: int, load: bool, output: str | None, markdown: str | None) -> None:
+    """Measure the GEMM roofline, then every contender, interleaved, best-of-N (and under load)."""
+    pinned = machine.kernel_pin_warning()
+    if pinned:
+        click.echo(f"Warning: {pinned}", err=True)
     sizes = [int(h) for h in hidden_sizes.split(",")]
     data = read_mnist.load_data()
-    keras_net.import_keras()
-    gemm_rates = gemm_gflops()
-    roofline = gemm_rates["roofline"]
+    keras_backends.import_keras()
+    gemm_rates, blas = gemm_gflops(), machine.blas_libraries()
     runs = []
     for repeat in range(repeats):
         for hidden in sizes:
-            for net in ("my_net", "keras_net"):
-                runs.append(run_once(net, hidden, epochs, data, seed=repeat))
-                click.echo(f"repeat {repeat + 1}/{repeats} hidden {hidden} {net}: "
+            for name, template in contenders().items():
+                runs.append(timed(name, template, hidden, epochs, data, repeat))
+                click.echo(f"repeat {repeat + 1}/{repeats} hidden {hidden} {name}: "
                            f"{runs[-1]['train_time_s']:.2f}s", err=True)
-    rows = [summarise(runs, h, epochs, len(data[0]), roofline) for h in sizes]
-    text = render(rows, gemm_rates)
+    rows = [summarise(runs, h, epochs, len(data[0]), gemm_rates["roofline"]) for h in sizes]
+    load_rows = under_load(sizes, epochs, data, repeats) if load else []
+    text = render(rows, load_rows, gemm_rates, blas)
     click.echo(text)
     meta = report.run_metadata({"hidden_sizes": sizes, "epochs": epochs, "repeats": repeats, "batch_size": 128,
-                                "lr": 0.1})
+                                "lr": 0.1, "load": load})
     if output:
         with atomic_write(output) as f:
-            json.dump({**meta, "gemm_gflops": gemm_rates, "threads": thread_settings(), "summary": rows,
-                       "runs": runs}, f, indent=2)
+            json.dump({**meta, "gemm_gflops": gemm_rates, "machine": machine.machine_record([]), "summary": rows,
+                       "under_load": load_rows, "targets": targets(rows, load_rows), "runs": runs}, f, indent=2)
             f.write("\n")
     if markdown:
         with atomic_write(markdown) as f:
-            f.write(f"# Benchmark\n\nCommand: `python {' '.join(sys.argv)}`  \n"
-                    f"Date: {meta['date']}; CPU: {meta['cpu']} ({meta['cpu_count']} cores); "
-                    f"numpy {meta['libraries']['numpy']}, tensorflow {meta['libraries']['tensorflow']},"
-                    f" keras {meta['libraries']['keras']}\n\n{text}\n")
+            f.write(f"# Benchmark\n\nCommand: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python "
+                    f"{' '.join(sys.argv)}`  \nDate: {meta['date']}; CPU: {meta['cpu']} ({meta['cpu_count']} cores); "
+                    f"numpy {meta['libraries']['numpy']}, tensorflow {meta['libraries']['tensorflow']}, keras "
+                    f"{meta['libraries']['keras']}, jax {meta['libraries']['jax']}, torch {meta['libraries']['torch']}"
+                    f"\n\n{text}\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,155 @@
+"""Sweeps on a Dask cluster (--scheduler ADDRESS): one job per setting and seed, all its nets in one worker.
+
+A job trains every contender of one (setting, seed) one after the other on one machine, so that its
+keras/my ratio compares times measured on the same hardware; the verdict then averages per-job ratios.
+Each job gives every library the same thread budget (Dask's nanny would leave BLAS with one thread while
+TensorFlow used every core), loads the data from the worker's own copy and verifies it, and records its host.
+A worker that dies mid-job: Dask's scheduler runs the job again elsewhere, up to ALLOWED_FAILURES times, and
+the rows say so. Dask is imported only here, only with --scheduler.
+Not for: what a job trains (experiment.py) or how rows are shown (report.py).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import Counter
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+from results import RunResult
+from spec import RunSpec
+from worker import DataSource, Dispatcher
+
+ALLOWED_FAILURES = 3  # Dask's distributed.scheduler.allowed-failures: re-runs of a job whose worker died
+COMPARED_LIBRARIES = ("numpy", "scipy", "tensorflow", "keras")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot run this sweep; the message is one line."""
+
+
+def library_versions() -> dict[str, str | None]:
+    """The versions that must match between client and workers for rows to be comparable."""
+    versions: dict[str, str | None] = {}
+    for package in COMPARED_LIBRARIES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def mismatched(client_versions: dict, worker_versions: dict[str, dict]) -> dict[str, str]:
+    """worker address -> one line naming the versions that differ from the client's (matching workers absent)."""
+    refused = {}
+    for address, versions in worker_versions.items():
+        differ = [f"{name} {versions.get(name)} (here {client_versions.get(name)})"
+                  for name in COMPARED_LIBRARIES if versions.get(name) != client_versions.get(name)]
+        if differ:
+            refused[address] = f"worker {address} refused for this run: {', '.join(differ)}"
+    return refused
+
+
+def crowded_hosts(workers: dict[str, dict]) -> list[str]:
+    """Hosts that run more than one worker or worker thread: parallel fits on one machine distort every time."""
+    per_host = Counter()
+    for info in workers.values():
+        per_host[info.get("host")] += info.get("nthreads", 1)
+    return [host for host, threads in per_host.items() if threads > 1]
+
+
+def run_job(specs: list[RunSpec], source: DataSource, threads: int | None) -> list[RunResult]:
+    """On a worker: train each spec of one (setting, seed) in order with `threads` threads (default: the
+    machine's cores) for every library."""
+    from threadpoolctl import threadpool_limits
+
+    threads = threads or os.cpu_count() or 1
+    os.environ.update({name: str(threads) for name in THREAD_VARIABLES})  # for TensorFlow and worker processes
+    data = source.load()
+    train_one = Dispatcher(source)
+    host = socket.gethostname()
+    results = []
+    with threadpool_limits(limits=threads):
+        for spec in specs:
+            result = train_one(spec, data, None)
+            result.net_info.update({"host": host, "thread_budget": threads})
+            results.append(result)
+    return results
+
+
+def jobs_of(specs: list[RunSpec]) -> list[list[RunSpec]]:
+    """The specs grouped by (setting, seed), in plan order: a job's nets keep the alternating order."""
+    jobs: dict[tuple, list[RunSpec]] = {}
+    for spec in specs:
+        jobs.setdefault((spec.setting(), spec.seed), []).append(spec)
+    return list(jobs.values())
+
+
+def connect(address: str, timeout_s: float = 5) -> Any:
+    """A Dask client of the scheduler at `address`; ClusterError when nothing answers within timeout_s."""
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=timeout_s)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise ClusterError(f"--scheduler {address}: no Dask scheduler answered ({type(err).__name__}: "
+                           f"{' '.join(str(err).split())[:200]})") from None
+
+
+def usable_workers(client: Any, warn: Callable[[str], None]) -> list[str]:
+    """The workers whose library versions match this process's; one warning line per refused worker and per
+    crowded host. ClusterError when none is left."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    if not workers:
+        raise ClusterError("the Dask scheduler has no workers")
+    refused = mismatched(library_versions(), client.run(library_versions))
+    for line in refused.values():
+        warn(line)
+    for host in crowded_hosts(workers):
+        warn(f"{host} runs several Dask workers or threads: fits running side by side distort every time; "
+             "start one worker with --nworkers 1 --nthreads 1 per machine")
+    usable = [address for address in workers if address not in refused]
+    if not usable:
+        raise ClusterError("no worker has this machine's library versions: " + "; ".join(refused.values()))
+    return usable
+
+
+def retries_of(client: Any, key: str) -> int:
+    """How many times a worker died while it ran this job (the scheduler's count for the task)."""
+    def suspicious(dask_scheduler: Any) -> int:
+        task = dask_scheduler.tasks.get(key)
+        return task.suspicious if task is not None else 0
+
+    return client.run_on_scheduler(suspicious)
+
+
+def run_on_cluster(client: Any, specs: list[RunSpec], source: DataSource, threads: int | None, workers: list[str],
+                   on_job_done: Callable[[list[RunResult]], None]) -> tuple[list[RunResult], bool]:
+    """Every job on the cluster, results streamed in as jobs finish (then put back in plan order); on a stop
+    signal, cancel what is pending and keep what finished, marking the rest interrupted: (results, stopped)."""
+    from distributed import as_completed
+
+    jobs = jobs_of(specs)
+    futures = {client.submit(run_job, job, source, threads, workers=workers, pure=False): index
+               for index, job in enumerate(jobs)}
+    finished: dict[int, list[RunResult]] = {}
+    try:
+        for future in as_completed(futures):
+            results = future.result()
+            retried = retries_of(client, future.key)
+            for result in results:
+                result.net_info["retries"] = retried
+            finished[futures[future]] = results
+            on_job_done(results)
+    except KeyboardInterrupt:
+        client.cancel(list(futures))
+        stopped = True
+    else:
+        stopped = False
+    ordered = []
+    for index, job in enumerate(jobs):
+        ordered += finished.get(index) or [RunResult(spec).mark_interrupted() for spec in job]
+    return ordered, stopped

@@ -1,0 +1,165 @@
+"""Sweeps on a Dask cluster: a real scheduler and two real workers on loopback, started and stopped here."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import cluster
+
+ROOT = Path(__file__).resolve().parents[1]
+SWEEP = ["--hidden_size", "16,32", "--lr", "0.1,0.05", "--repeats", "2", "--compare_nets", "--number_epochs", "1",
+         "--seed", "0", "--quiet"]
+
+
+def dask_command(*args: str, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_" + args[0], *args[1:]], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory):
+    """tcp://127.0.0.1:PORT of a scheduler with two single-threaded workers; every process stopped after."""
+    from distributed import Client
+
+    directory = tmp_path_factory.mktemp("dask")
+    address_file = directory / "scheduler.json"
+    processes = [dask_command("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                              "--scheduler-file", str(address_file), log=directory / "scheduler.log")]
+    deadline = time.monotonic() + 60
+    while not address_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    address = json.loads(address_file.read_text())["address"]
+    processes += [dask_command("worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
+                               "--local-directory", str(directory / f"w{i}"), log=directory / f"worker{i}.log")
+                  for i in range(2)]
+    with Client(address, timeout=30) as client:
+        client.wait_for_workers(2, timeout=60)
+    yield address
+    for process in processes:
+        os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert all(process.poll() is not None for process in processes)
+
+
+def main_py(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def runs(path: Path) -> dict[tuple, dict]:
+    return {(r["name"], r["hyperparameters"]["hidden_size"], r["hyperparameters"]["lr"], r["seed"]): r
+            for r in json.loads(path.read_text())["runs"]}
+
+
+@pytest.mark.slow
+def test_a_sweep_on_the_cluster_gives_the_local_runs_results_with_a_host_per_row(scheduler, tmp_path):
+    local, remote = tmp_path / "local.json", tmp_path / "remote.json"
+    assert main_py(*SWEEP, "--output", str(local)).returncode == 0
+    out = main_py(*SWEEP, "--scheduler", scheduler, "--output", str(remote))
+    assert out.returncode == 0, out.stderr
+    mine, theirs = runs(local), runs(remote)
+    assert sorted(mine) == sorted(theirs) and len(mine) == 16
+    for key, run in theirs.items():
+        assert run["net_info"]["host"] and run["net_info"]["thread_budget"] >= 1 and run["net_info"]["retries"] == 0
+        fields = ("test_accuracy", "test_loss", "train_loss")
+        if key[0] == "my_net":  # the same seeds, the same BLAS threads: bit-identical
+            assert [run[f] for f in fields] == [mine[key][f] for f in fields], key
+        else:
+            assert [run[f] for f in fields] == pytest.approx([mine[key][f] for f in fields], abs=1e-4), key
+    assert "mean of per-job ratios on 1 host" in out.stdout
+    assert "runs several Dask workers" in out.stderr  # two workers on this one machine: warned
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_job_is_retried_and_the_run_completes(scheduler, tmp_path):
+    from distributed import Client
+
+    path = tmp_path / "r.json"
+    process = subprocess.Popen([sys.executable, "main.py", "--hidden_size", "64", "--repeats", "2", "--compare_nets",
+                                "--number_epochs", "3", "--seed", "0", "--quiet", "--scheduler", scheduler,
+                                "--output", str(path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    with Client(scheduler, timeout=30) as client:
+        deadline = time.monotonic() + 120
+        busy = {}
+        while not busy and time.monotonic() < deadline:
+            busy = {w: tasks for w, tasks in client.processing().items() if tasks}
+            time.sleep(0.2)
+        assert busy, "no job started"
+        time.sleep(3)  # into the job's training
+        worker = next(iter(busy))
+        os.kill(client.run(os.getpid, workers=[worker])[worker], signal.SIGKILL)
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr
+    records = json.loads(path.read_text())["runs"]
+    assert [r["status"] for r in records] == ["ok"] * 4
+    assert sum(r["net_info"]["retries"] for r in records) >= 1
+    assert "re-run after its worker died" in stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_client_keeps_the_finished_rows_and_exits_130(scheduler, tmp_path):
+    path = tmp_path / "r.json"
+    process = subprocess.Popen([sys.executable, "main.py", "--hidden_size", "16,256", "--compare_nets",
+                                "--number_epochs", "8", "--seed", "0", "--scheduler", scheduler, "--output",
+                                str(path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:  # the small job ends first; the large one is still training on the other worker
+        if line.startswith("finished job h=16"):
+            break
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    records = [(r["hyperparameters"]["hidden_size"], r["status"]) for r in json.loads(path.read_text())["runs"]]
+    assert records == [(16, "ok"), (16, "ok"), (256, "interrupted"), (256, "interrupted")]
+    assert "| 16 " in stdout and "Traceback" not in stderr
+
+
+def test_a_scheduler_address_where_nothing_listens_is_exit_2_within_seconds():
+    started = time.monotonic()
+    out = main_py("--hidden_size", "16", "--number_epochs", "1", "--scheduler", "tcp://127.0.0.1:9", timeout=60)
+    assert out.returncode == 2 and time.monotonic() - started < 30
+    errors = [line for line in out.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "no Dask scheduler answered" in errors[0], out.stderr
+
+
+def test_without_dask_installed_scheduler_is_a_usage_error(tmp_path):
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['distributed'] = None\n")
+    out = subprocess.run([sys.executable, "main.py", "--hidden_size", "16", "--scheduler", "tcp://127.0.0.1:9"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert out.returncode == 2 and "pip install -r requirements-dask.txt" in out.stderr
+
+
+def test_a_local_run_never_imports_dask():
+    code = ("import sys, main\ntry:\n    main.main(['--hidden_size', '8', '--number_epochs', '1', '--quiet'])\n"
+            "except SystemExit:\n    pass\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', "
+            "'distributed')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr
+
+
+def test_a_worker_with_other_library_versions_is_refused_with_the_versions_named():
+    here = {"numpy": "2.4.6", "scipy": "1.17.1", "tensorflow": "2.21.0", "keras": "3.15.1"}
+    workers = {"tcp://a:1": dict(here), "tcp://b:2": {**here, "numpy": "1.26.4"}}
+    assert cluster.mismatched(here, workers) == {
+        "tcp://b:2": "worker tcp://b:2 refused for this run: numpy 1.26.4 (here 2.4.6)"}
+
+
+def test_several_workers_on_one_host_are_reported():
+    workers = {"a": {"host": "h1", "nthreads": 1}, "b": {"host": "h1", "nthreads": 1}, "c": {"host": "h2",
+                                                                                           "nthreads": 1}}
+    assert cluster.crowded_hosts(workers) == ["h1"]

@@ -1,0 +1,93 @@
+"""A user's own network, named on the command line as PATH.py:CLASS or package.module:CLASS.
+
+Loading it runs the user's code. Bad input (no such file or module, no such class, a missing method, wrong
+weight shapes) is one line and exit 2 before any training; an exception while it trains becomes its row's
+`error: <Type>: <message>`, with the user's traceback on stderr, since it is their code.
+Not for: checking the net's mathematics (check.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from results import EpochCallback, RunFailed, RunResult
+from spec import NUM_CLASSES, RunSpec
+
+REQUIRED_METHODS = ("train_on_batch", "predict", "get_weights", "set_weights")
+
+
+class NetLoadError(ValueError):
+    """The named net cannot be used; the message is one line."""
+
+
+def load_class(text: str) -> type:
+    """The class that `PATH.py:CLASS` or `package.module:CLASS` names, with the contract's methods."""
+    target, _, name = text.rpartition(":")
+    if not target or not name:
+        raise NetLoadError(f"{text}: expected my, keras, PATH.py:CLASS or package.module:CLASS")
+    module = load_file(Path(target).expanduser()) if target.endswith(".py") else load_module(target)
+    cls = getattr(module, name, None)
+    if not inspect.isclass(cls):
+        raise NetLoadError(f"{text}: {target} has no class {name}")
+    missing = [method for method in REQUIRED_METHODS if not callable(getattr(cls, method, None))]
+    if missing:
+        raise NetLoadError(f"{text}: {name} has no method {', '.join(missing)} (a net needs "
+                           f"{', '.join(REQUIRED_METHODS)})")
+    return cls
+
+
+def load_file(path: Path) -> object:
+    if not path.is_file():
+        raise NetLoadError(f"{path}: no such file")
+    name = f"user_net_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # so that its classes pickle and its dataclasses resolve
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:
+        raise NetLoadError(f"{path}: importing it raised {type(err).__name__}: {err}") from None
+    return module
+
+
+def load_module(name: str) -> object:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        raise NetLoadError(f"{name}: no such module ({err})") from None
+    except Exception as err:
+        raise NetLoadError(f"{name}: importing it raised {type(err).__name__}: {err}") from None
+
+
+def shape_problem(spec: RunSpec, input_size: int) -> str | None:
+    """Why Net(d, h, c, lr, seed).get_weights() does not fit the requested sizes, or None when it does."""
+    expected = [(input_size, spec.hidden_size), (spec.hidden_size,), (spec.hidden_size, NUM_CLASSES), (NUM_CLASSES,)]
+    try:
+        net = spec.net(input_size, spec.hidden_size, NUM_CLASSES, spec.lr, spec.seed)
+        shapes = [tuple(np.shape(w)) for w in net.get_weights()]
+    except Exception as err:
+        return f"{spec.net_name}({input_size}, {spec.hidden_size}, {NUM_CLASSES}, lr, seed) raised " \
+               f"{type(err).__name__}: {err}"
+    if shapes != expected:
+        return f"{spec.net_name}.get_weights() has shapes {shapes}; hidden {spec.hidden_size} needs {expected}"
+    return None
+
+
+def train_reporting_errors(train_one: Callable, spec: RunSpec, data: tuple,
+                           on_epoch_end: EpochCallback | None) -> RunResult:
+    """train_one for a user's net: an exception of theirs is shown with its traceback and becomes RunFailed."""
+    try:
+        return train_one(spec, data, on_epoch_end)
+    except (RunFailed, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        traceback.print_exc(file=sys.stderr)
+        raise RunFailed(f"{type(err).__name__}: {err}") from None
