@@ -16,36 +16,14 @@ import math
 import time
 
 import numpy as np
-from scipy.linalg.blas import dgemm, sgemm
 
 import experiment
-from blas_threads import ThreadChooser
+from blas import ThreadChooser, gemm
 from optimizers import DEFAULT_OPTIMIZER, SGD, OptimizerSettings, initial_weights, make_optimizer
 from results import EpochCallback, RunResult, TrainingDiverged
 from spec import EVAL_CHUNK, NUM_CLASSES
 
 PARAMETER_NAMES = ("W1", "b1", "W2", "b2")  # the order of Keras' get_weights(): kernel, bias, kernel, bias
-BLAS_GEMM = {np.dtype(np.float32): sgemm, np.dtype(np.float64): dgemm}
-
-
-def gemm(A: np.ndarray, B: np.ndarray, out: np.ndarray, alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
-    """out <- alpha A B + beta out, in place. A: (m, k), B: (k, n), out: (m, n) contiguous, all float32
-    (or all float64). A and B may be transposed views; other layouts are copied first.
-
-    Every product in my_net goes through here, to scipy's BLAS: numpy's matmul cannot accumulate into
-    its output (beta = 1, the fused SGD step), and two BLAS libraries' thread pools taking turns in one
-    loop fight over the cores (measured 40x slower at hidden 30).
-    """
-    if out.flags.f_contiguous and not out.flags.c_contiguous:  # a column-major out: out^T = B^T A^T
-        gemm(B.T, A.T, out.T, alpha, beta)
-        return out
-    if not out.flags.c_contiguous:
-        raise ValueError("gemm writes in place: out must be contiguous")
-    # BLAS is column-major and sees a C-contiguous array as its transpose, so it computes out^T = B^T A^T.
-    b, trans_b = (B.T, False) if B.flags.c_contiguous else (B, True)
-    a, trans_a = (A.T, False) if A.flags.c_contiguous else (A, True)
-    BLAS_GEMM[out.dtype](alpha, b, a, beta, out.T, trans_a=trans_b, trans_b=trans_a, overwrite_c=True)
-    return out
 
 
 def labels_of(Y: np.ndarray) -> np.ndarray:
@@ -94,7 +72,7 @@ class NeuralNetwork:
                  lr: float = 0.1, seed: int | None = None, optimizer: OptimizerSettings = DEFAULT_OPTIMIZER,
                  init: str = "glorot_uniform", blas_threads: str = "all"):
         self.sizes = (input_size, hidden_size, output_size)
-        self.blas_threads = blas_threads  # "all": BLAS's own count; "auto": chosen per epoch (blas_threads.py)
+        self.blas_threads = blas_threads  # "all": BLAS's own count; "auto": chosen per epoch (blas.py)
         self.rng = np.random.default_rng(seed)  # draws the weights, then (unpaired) every epoch's order
         self.params = dict(zip(PARAMETER_NAMES, initial_weights(self.rng, self.sizes, init), strict=True))
         self.optimizer = make_optimizer(optimizer, lr)
@@ -244,7 +222,7 @@ class NeuralNetwork:
     def train_epoch(self, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int,
                     ws: Workspace, threads: ThreadChooser | None = None) -> tuple[float, float]:
         """One pass over X (N, d), y (N,) in the order of `order` (N,); returns (mean loss, accuracy).
-        With `threads`, the BLAS thread count is chosen from the epoch's first steps (blas_threads.py).
+        With `threads`, the BLAS thread count is chosen from the epoch's first steps (blas.py).
 
         Stops early, returning a NaN loss, as soon as a batch loss is not finite.
         """
