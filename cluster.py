@@ -117,6 +117,14 @@ def usable_workers(client: Any, warn: Callable[[str], None]) -> list[str]:
     return usable
 
 
+def job_error(err: Exception) -> str:
+    """`<Type>: <message>` of a failed job, with the fix when the scheduler or a worker cannot load our code."""
+    message = f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
+    if "deserializ" in message.lower():
+        message += " (start the scheduler and workers with PYTHONPATH set to this project's directory)"
+    return message
+
+
 def retries_of(client: Any, key: str) -> int:
     """How many times a worker died while it ran this job (the scheduler's count for the task)."""
     def suspicious(dask_scheduler: Any) -> int:
@@ -138,7 +146,10 @@ def run_on_cluster(client: Any, specs: list[RunSpec], source: DataSource, thread
     finished: dict[int, list[RunResult]] = {}
     try:
         for future in as_completed(futures):
-            results = future.result()
+            try:
+                results = future.result()
+            except Exception as err:  # the job's own failure, reported as a local run's would be
+                results = [RunResult(spec).mark_error(job_error(err)) for spec in jobs[futures[future]]]
             retried = retries_of(client, future.key)
             for result in results:
                 result.net_info["retries"] = retried

@@ -15,6 +15,7 @@ again under one busy core (a bounded helper process, always stopped), adaptive a
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -24,7 +25,6 @@ from pathlib import Path
 import click
 import numpy as np
 from tabulate import tabulate
-from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,7 +37,7 @@ import read_mnist
 import report
 from results import atomic_write
 from spec import RunSpec
-from worker import DataSource, Dispatcher
+from worker import DataSource, train_in_worker
 
 GEMM_SIZE = 2048
 LOAD_SECONDS = 1800  # the busy helper stops by itself after this, whatever happens to the benchmark
@@ -77,9 +77,12 @@ def useful_gflop(hidden: int, examples: int, epochs: int, inputs: int = 784, cla
     return 4 * (inputs * hidden + hidden * classes) * examples * epochs / 1e9
 
 
-def timed(name: str, template: RunSpec, hidden: int, epochs: int, data: tuple, seed: int) -> dict:
+def timed(name: str, template: RunSpec, hidden: int, epochs: int, seed: int) -> dict:
+    """One fit in a fresh process, timed there by experiment.train. A process each, because the thread pools
+    a contender leaves behind (OpenMP's, TensorFlow's, a second OpenBLAS) spin on after it and slowed the next
+    contender in a shared process (my_net 2.3x at hidden 128, measured)."""
     spec = replace(template, hidden_size=hidden, number_epochs=epochs, seed=seed)
-    result = Dispatcher(DataSource())(spec, data, None)
+    result = train_in_worker(spec, DataSource(), None)
     return {"net": name, "hidden_size": hidden, "seed": seed, "train_time_s": result.train_time_s,
             "first_epoch_s": result.first_epoch_s, "steady_epoch_s": result.steady_epoch_s,
             "epoch_time_s": result.history["epoch_time_s"], "test_accuracy": result.test_accuracy}
@@ -112,7 +115,7 @@ def busy_core() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code])
 
 
-def under_load(sizes: list[int], epochs: int, data: tuple, repeats: int) -> list[dict]:
+def under_load(sizes: list[int], epochs: int, repeats: int) -> list[dict]:
     """my_net with --blas_threads auto and with one BLAS thread, taking turns, while another process keeps one
     core busy."""
     helper = busy_core()
@@ -122,11 +125,9 @@ def under_load(sizes: list[int], epochs: int, data: tuple, repeats: int) -> list
         for hidden in sizes:
             times: dict[str, list[float]] = {"adaptive": [], "one_thread": []}
             for repeat in range(repeats):
-                times["adaptive"].append(timed("my_net", RunSpec(my_net.NeuralNetwork, blas_threads="auto"), hidden,
-                                               epochs, data, repeat)["train_time_s"])
-                with threadpool_limits(limits=1, user_api="blas"):
-                    times["one_thread"].append(timed("my_net", RunSpec(my_net.NeuralNetwork), hidden, epochs,
-                                                     data, repeat)["train_time_s"])
+                for name, threads in (("adaptive", "auto"), ("one_thread", "1")):
+                    spec = RunSpec(my_net.NeuralNetwork, blas_threads=threads)
+                    times[name].append(timed("my_net", spec, hidden, epochs, repeat)["train_time_s"])
             rows.append({"hidden_size": hidden, **{name: min(ts) for name, ts in times.items()}})
     finally:
         helper.kill()
@@ -181,18 +182,19 @@ def main(hidden_sizes: str, epochs: int, repeats: int, load: bool, output: str |
     if pinned:
         click.echo(f"Warning: {pinned}", err=True)
     sizes = [int(h) for h in hidden_sizes.split(",")]
-    data = read_mnist.load_data()
-    keras_backends.import_keras()
+    examples = len(read_mnist.load_data()[0])
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent),
+                                                             os.environ.get("PYTHONPATH")]))  # torch_reference
     gemm_rates, blas = gemm_gflops(), machine.blas_libraries()
     runs = []
     for repeat in range(repeats):
         for hidden in sizes:
             for name, template in contenders().items():
-                runs.append(timed(name, template, hidden, epochs, data, repeat))
+                runs.append(timed(name, template, hidden, epochs, repeat))
                 click.echo(f"repeat {repeat + 1}/{repeats} hidden {hidden} {name}: "
                            f"{runs[-1]['train_time_s']:.2f}s", err=True)
-    rows = [summarise(runs, h, epochs, len(data[0]), gemm_rates["roofline"]) for h in sizes]
-    load_rows = under_load(sizes, epochs, data, repeats) if load else []
+    rows = [summarise(runs, h, epochs, examples, gemm_rates["roofline"]) for h in sizes]
+    load_rows = under_load(sizes, epochs, repeats) if load else []
     text = render(rows, load_rows, gemm_rates, blas)
     click.echo(text)
     meta = report.run_metadata({"hidden_sizes": sizes, "epochs": epochs, "repeats": repeats, "batch_size": 128,
