@@ -18,9 +18,9 @@ from experiment import BatchLoop, Dataset
 from optimizers import initial_weights
 from read_mnist import one_hot
 from spec import NUM_CLASSES, RunSpec
+from user_net import REQUIRED_METHODS, weight_shapes
 
 NAMES = ("W1", "b1", "W2", "b2")
-REQUIRED_METHODS = ("train_on_batch", "predict", "get_weights", "set_weights")
 STEP_TOLERANCE = 1e-4  # relative, one step from identical weights: my_net measured 2e-7; a 1% lr slip is 1e-2
 GRADIENT_TOLERANCE = 1e-4  # relative, against the backend's autodiff: measured 2.4e-7 to 3.0e-7
 FINITE_DIFFERENCE_TOLERANCE = 1e-2  # relative, float32 central differences along directions: measured 1.4e-4 to 2.1e-3
@@ -49,7 +49,7 @@ def verdict(name: str, passed: bool, measured: str, tolerance: str, diagnosis: s
 def interface_check(spec: RunSpec, d: int) -> tuple[Check, object | None]:
     """The methods exist, the class builds as Net(d, h, c, lr, seed), get_weights() has the right shapes."""
     missing = [m for m in REQUIRED_METHODS if not callable(getattr(spec.net, m, None))]
-    expected = [(d, spec.hidden_size), (spec.hidden_size,), (spec.hidden_size, NUM_CLASSES), (NUM_CLASSES,)]
+    expected = weight_shapes(d, spec.hidden_size)
     if missing:
         return verdict("interface", False, f"missing {', '.join(missing)}", "4 methods", "add the missing "
                        f"method{'s' * (len(missing) > 1)}: {', '.join(missing)}"), None

@@ -15,9 +15,9 @@ import os
 import socket
 from collections import Counter
 from collections.abc import Callable
-from importlib import metadata
 from typing import Any
 
+from machine import installed_versions
 from results import RunResult
 from spec import RunSpec
 from worker import DataSource, Dispatcher
@@ -33,13 +33,7 @@ class ClusterError(RuntimeError):
 
 def library_versions() -> dict[str, str | None]:
     """The versions that must match between client and workers for rows to be comparable."""
-    versions: dict[str, str | None] = {}
-    for package in COMPARED_LIBRARIES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return versions
+    return installed_versions(COMPARED_LIBRARIES)
 
 
 def mismatched(client_versions: dict, worker_versions: dict[str, dict]) -> dict[str, str]:

@@ -11,10 +11,11 @@ import importlib.util
 import os
 import sys
 from collections.abc import Iterator
-from importlib import metadata
 from typing import Any
 
 import numpy as np
+
+from machine import installed_versions
 
 BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}  # Keras backend -> its package
 DEFAULT_BACKEND = "tensorflow"
@@ -87,13 +88,7 @@ def backend_problem(name: str, source: str = "KERAS_BACKEND") -> str | None:
 def backend_versions(name: str) -> dict[str, str | None]:
     """Installed versions of keras and the backend's packages, read without importing them."""
     packages = {"tensorflow": ["tensorflow"], "jax": ["jax", "jaxlib"], "torch": ["torch"]}[name]
-    versions: dict[str, str | None] = {}
-    for package in ["keras", *packages]:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return versions
+    return installed_versions(["keras", *packages])
 
 
 def backend_threads(name: str) -> dict[str, Any]:

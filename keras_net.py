@@ -72,25 +72,16 @@ def epoch_callback(on_epoch_end: EpochCallback | None) -> Any:
             self.started = time.perf_counter()
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            logs = renamed_logs(logs or {}, time.perf_counter() - self.started)
-            if not math.isfinite(logs["loss"]) or not weights_are_finite(self.model):
+            logs = {"loss": float((logs or {}).get("loss", math.nan)),
+                    "accuracy": float((logs or {}).get("accuracy", math.nan)),
+                    "epoch_time_s": time.perf_counter() - self.started}
+            if not math.isfinite(logs["loss"]) or not experiment.weights_are_finite(self.model):
                 self.diverged_epoch = epoch + 1
                 self.model.stop_training = True
             elif on_epoch_end is not None:
                 on_epoch_end(epoch, logs)
 
     return EpochWatcher()
-
-
-def renamed_logs(logs: dict, epoch_time_s: float) -> dict[str, float]:
-    """Keras' epoch logs under my_net's names: val_* becomes test_*."""
-    renamed = {name.replace("val_", "test_"): float(value) for name, value in logs.items()}
-    return {"loss": renamed.pop("loss", math.nan), "accuracy": renamed.pop("accuracy", math.nan),
-            "epoch_time_s": epoch_time_s, **renamed}
-
-
-def weights_are_finite(model: Any) -> bool:
-    return all(np.isfinite(w).all() for w in model.get_weights())
 
 
 def fit_epochs(model: Any, X: np.ndarray, Y: np.ndarray, batch_size: int, number_epochs: int,

@@ -7,11 +7,23 @@ from __future__ import annotations
 
 import os
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 THREAD_VARIABLE_PREFIXES = ("OPENBLAS_", "OMP_", "MKL_", "TF_NUM_", "XLA_FLAGS")
 AVX512_KERNELS = ("SKYLAKEX", "COOPERLAKE", "SAPPHIRERAPIDS")  # OpenBLAS core types that use AVX-512
+
+
+def installed_versions(packages: tuple[str, ...] | list[str]) -> dict[str, str | None]:
+    """Each package's installed version (None when absent), read without importing it."""
+    versions: dict[str, str | None] = {}
+    for package in packages:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
 
 
 def blas_libraries() -> list[dict[str, Any]]:
@@ -36,10 +48,9 @@ def tensorflow_threads() -> dict[str, int] | None:
     """TensorFlow's intra/inter-op thread settings (0: its default, one per core) if it is loaded here."""
     if "tensorflow" not in sys.modules:
         return None
-    import tensorflow as tf
+    from keras_backends import backend_threads
 
-    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+    return backend_threads("tensorflow")
 
 
 def machine_record(load_before: list[float]) -> dict[str, Any]:

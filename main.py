@@ -247,7 +247,7 @@ def check_net(spec: RunSpec, source: DataSource, table_format: str, outputs: tup
     """--check: every check of spec.net against the Keras twin, printed and written; 0 when all pass."""
     checks = run_checks(spec, load_data_or_exit(source), keras_net.KerasNet)
     meta = report.run_metadata(recorded_options(spec.seed))
-    written = all([outcome.write_checks(path, checks, meta) for path in outputs])
+    written = outcome.write_checks(checks, meta, outputs)
     outcome.Stdout().echo(report.render_checks(checks, table_format))
     if any(c.status == "FAIL" for c in checks):
         return outcome.EXIT_CHECK_FAILED

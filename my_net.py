@@ -12,6 +12,7 @@ Not for: loading data (read_mnist.py) or rendering results (report.py). Never im
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 
@@ -77,6 +78,7 @@ class NeuralNetwork:
         self.params = dict(zip(PARAMETER_NAMES, initial_weights(self.rng, self.sizes, init), strict=True))
         self.optimizer = make_optimizer(optimizer, lr)
         self.workspace: Workspace | None = None  # train_on_batch's buffers, grown as batches need
+        self.threads: ThreadChooser | None = None  # fit's, with --blas_threads auto or N
 
     # -- the mathematics -------------------------------------------------------------------------
 
@@ -258,11 +260,13 @@ class NeuralNetwork:
         rng = self.rng if rng is None else rng
         ws = Workspace(min(batch_size, len(X)), self.params)
         history: dict[str, list[float]] = {"loss": [], "accuracy": [], "epoch_time_s": []}
-        self.threads = ThreadChooser(fixed=None if self.blas_threads == "auto" else self.blas_threads)
-        with np.errstate(all="ignore"), self.threads:  # divergence is detected and reported, not warned about
+        # "all" leaves BLAS alone: no thread pool to look up, no timing in the loop
+        self.threads = None if self.blas_threads == "all" else ThreadChooser(
+            fixed=None if self.blas_threads == "auto" else self.blas_threads)
+        choosing = self.threads if self.blas_threads == "auto" else None
+        with np.errstate(all="ignore"), self.threads or contextlib.nullcontext():  # divergence reported, not warned
             for epoch in range(number_epochs):
                 start = time.perf_counter()
-                choosing = self.threads if self.blas_threads == "auto" else None
                 loss, accuracy = self.train_epoch(X, y, rng.permutation(len(X)), batch_size, ws, choosing)
                 if not (math.isfinite(loss) and self.weights_are_finite()):
                     raise TrainingDiverged(epoch + 1)
@@ -279,8 +283,7 @@ class NeuralNetwork:
 
         scipy_blas = [i for i in threadpool_info() if i.get("user_api") == "blas" and "scipy" in i.get("filepath", "")]
         return {"blas": {key: scipy_blas[0].get(key) for key in ("internal_api", "architecture", "num_threads")}
-                if scipy_blas else None, "blas_threads_per_epoch": getattr(self, "threads", None) and
-                self.threads.history}
+                if scipy_blas else None, "blas_threads_per_epoch": self.threads.history if self.threads else None}
 
     # -- weights ---------------------------------------------------------------------------------
 

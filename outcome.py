@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import click
 
@@ -64,38 +64,32 @@ def reason(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
-def write_outputs(results: list[RunResult], meta: dict, outputs: tuple[str, ...]) -> bool:
-    """Write every --output file (each attempted); False when any failed, each failure one line."""
-    written = True
-    for path in outputs:
-        try:
-            report.write_results(path, results, meta)
-        except (OSError, UnicodeError) as err:
-            error(f"cannot write {path}: {reason(err)}")
-            written = False
-    return written
-
-
-def write_checks(path: str, checks: list, meta: dict) -> bool:
-    """One --check output file; False, with one line, when writing failed."""
+def attempted(path: str, write: Callable[[], object], failures: tuple = (OSError, UnicodeError)) -> bool:
+    """write() for the file at `path`; False, with one line naming the file and the reason, when it failed."""
     try:
-        report.write_checks(path, checks, meta)
-    except (OSError, UnicodeError) as err:
+        write()
+    except failures as err:
         error(f"cannot write {path}: {reason(err)}")
         return False
     return True
+
+
+def write_outputs(results: list[RunResult], meta: dict, outputs: tuple[str, ...]) -> bool:
+    """Write every --output file (each attempted); False when any failed."""
+    return all([attempted(path, lambda p=path: report.write_results(p, results, meta)) for path in outputs])
+
+
+def write_checks(checks: list, meta: dict, outputs: tuple[str, ...]) -> bool:
+    """Write every --output file of --check (each attempted); False when any failed."""
+    return all([attempted(path, lambda p=path: report.write_checks(p, checks, meta)) for path in outputs])
 
 
 def write_plot(results: list[RunResult], path: str, title: str) -> bool:
-    """The learning curves (one PNG per setting of a sweep); False, with one line, when writing failed."""
+    """The learning curves (one PNG per setting of a sweep); False when writing failed."""
     import plots
 
-    try:
-        plots.plot_each_setting(results, path, title, report.varying_settings(results))
-    except (OSError, UnicodeError, ValueError) as err:
-        error(f"cannot write {path}: {reason(err)}")
-        return False
-    return True
+    plot = lambda: plots.plot_each_setting(results, path, title, report.varying_settings(results))  # noqa: E731
+    return attempted(path, plot, (OSError, UnicodeError, ValueError))  # matplotlib: some failures are ValueError
 
 
 def print_results(out: Stdout, results: list[RunResult], table_format: str, confusion: bool) -> None:

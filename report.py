@@ -18,15 +18,15 @@ import statistics
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
 
+from machine import installed_versions
 from results import DIVERGED, ERROR, INTERRUPTED, RunResult, atomic_write
 from spec import SETTING_KEYS
-from verdict import format_setting, summary_lines
+from verdict import format_setting, summary_lines, varying_settings
 from verdict import grouped as group_runs
 
 METRIC_COLUMNS = ("Time(s)", "Test accuracy(%)", "Test loss", "Train accuracy(%)", "Train loss")
@@ -34,15 +34,6 @@ METRIC_FIELDS = ("train_time_s", "test_accuracy", "test_loss", "train_accuracy",
 OUTPUT_SUFFIXES = (".md", ".csv", ".json")
 CSV_FIELDS = ("name", "status", *SETTING_KEYS, "number_epochs", "seed", *METRIC_FIELDS, "diverged_epoch",
               "first_epoch_s", "steady_epoch_s", "target_epoch", "time_to_target_s", "error")
-
-
-def setting_of(result: RunResult) -> tuple:
-    return result.spec.setting()
-
-
-def varying_settings(results: list[RunResult]) -> list[str]:
-    """The setting keys whose values differ between runs (the setting columns of the table)."""
-    return [key for i, key in enumerate(SETTING_KEYS) if len({setting_of(r)[i] for r in results}) > 1]
 
 
 def display_value(result: RunResult, field: str) -> float:
@@ -122,13 +113,8 @@ def render_confusion(result: RunResult, table_format: str = "github") -> str:
 
 def library_versions() -> dict[str, str | None]:
     """Installed versions of the libraries that shape the numbers, read without importing them."""
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for package in ("numpy", "scipy", "tensorflow", "keras", "jax", "jaxlib", "torch", "click", "tabulate"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return versions
+    packages = ("numpy", "scipy", "tensorflow", "keras", "jax", "jaxlib", "torch", "click", "tabulate")
+    return {"python": platform.python_version(), **installed_versions(packages)}
 
 
 def cpu_name() -> str:

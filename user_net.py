@@ -67,9 +67,14 @@ def load_module(name: str) -> object:
         raise NetLoadError(f"{name}: importing it raised {type(err).__name__}: {err}") from None
 
 
+def weight_shapes(input_size: int, hidden_size: int) -> list[tuple[int, ...]]:
+    """The shapes get_weights() must return: [W1 (d, h), b1 (h,), W2 (h, c), b2 (c,)], Keras' layout."""
+    return [(input_size, hidden_size), (hidden_size,), (hidden_size, NUM_CLASSES), (NUM_CLASSES,)]
+
+
 def shape_problem(spec: RunSpec, input_size: int) -> str | None:
     """Why Net(d, h, c, lr, seed).get_weights() does not fit the requested sizes, or None when it does."""
-    expected = [(input_size, spec.hidden_size), (spec.hidden_size,), (spec.hidden_size, NUM_CLASSES), (NUM_CLASSES,)]
+    expected = weight_shapes(input_size, spec.hidden_size)
     try:
         net = spec.net(input_size, spec.hidden_size, NUM_CLASSES, spec.lr, spec.seed)
         shapes = [tuple(np.shape(w)) for w in net.get_weights()]

@@ -127,16 +127,22 @@ def grouped(results: list[RunResult]) -> dict[tuple, list[RunResult]]:
     return groups
 
 
+def varying_settings(results: list[RunResult]) -> list[str]:
+    """The setting keys whose values differ between runs (the setting columns of the table)."""
+    return [key for i, key in enumerate(SETTING_KEYS) if len({r.spec.setting()[i] for r in results}) > 1]
+
+
 def summary_lines(results: list[RunResult]) -> list[str]:
     """Per setting, one comparison line of the first net trained against each other net, where both
     finished every run."""
     groups = grouped(results)
-    vary = [i for i, _ in enumerate(SETTING_KEYS) if len({r.spec.setting()[i] for r in results}) > 1]
+    vary = varying_settings(results)
     lines = []
     for setting in dict.fromkeys(s for s, _ in groups):
         names = [name for s, name in groups if s == setting]
         mine = groups[(setting, names[0])]
-        prefix = ", ".join(f"{SETTING_KEYS[i]}={format_setting(setting[i])}" for i in vary)
+        prefix = ", ".join(f"{key}={format_setting(value)}" for key, value in zip(SETTING_KEYS, setting, strict=True)
+                           if key in vary)
         for name in names[1:]:
             theirs = groups[(setting, name)]
             if all(r.finished for r in mine + theirs):
