@@ -21,6 +21,7 @@ import numpy as np
 import experiment
 from blas import ThreadChooser, gemm
 from optimizers import DEFAULT_OPTIMIZER, SGD, OptimizerSettings, initial_weights, make_optimizer
+from pixels import RenumberedPixels, worth_renumbering
 from results import EpochCallback, RunResult, TrainingDiverged
 from spec import EVAL_CHUNK, NUM_CLASSES
 
@@ -46,12 +47,20 @@ class Workspace:
         c = params["W2"].shape[1]
         dtype = params["W1"].dtype  # float32 in training; float64 in the finite-difference tests
         self.X = np.empty((n, d), dtype)
+        self.X_prefix = np.empty(n * d, dtype)  # see first_pixels()
         self.H = np.empty((n, h), dtype)
         self.relu_mask = np.empty((n, h), bool)
         self.Z2_columns = np.empty(c * n, dtype)  # see logits_buffer()
         self.ones = np.ones((1, n), dtype)  # 1^T dZ sums over the batch: the bias gradient as a GEMM
         self.dZ1 = np.empty((n, h), dtype)
         self.grads = {name: np.empty_like(p) for name, p in params.items()}
+
+    def first_pixels(self, X: np.ndarray, k: int) -> np.ndarray:
+        """The first k columns of the batch X (n, d) as a contiguous (n, k) array, for BLAS."""
+        n = len(X)
+        prefix = self.X_prefix[:n * k].reshape(n, k)
+        prefix[...] = X[:, :k]
+        return prefix
 
     def logits_buffer(self, n: int) -> np.ndarray:
         """A buffer for the logits Z2 (n, c) of n <= self.X.shape[0] examples, column-major: softmax's
@@ -68,6 +77,7 @@ class NeuralNetwork:
     """
 
     name = "my_net"
+    skip_zero_pixels = True  # in plain SGD fits where it pays (pixels.py); exact up to float32 rounding
 
     def __init__(self, input_size: int = 784, hidden_size: int = 30, output_size: int = NUM_CLASSES,
                  lr: float = 0.1, seed: int | None = None, optimizer: OptimizerSettings = DEFAULT_OPTIMIZER,
@@ -79,6 +89,7 @@ class NeuralNetwork:
         self.optimizer = make_optimizer(optimizer, lr)
         self.workspace: Workspace | None = None  # train_on_batch's buffers, grown as batches need
         self.threads: ThreadChooser | None = None  # fit's, with --blas_threads auto or N
+        self.pixels: RenumberedPixels | None = None  # fit's, when it skips zero pixels
 
     # -- the mathematics -------------------------------------------------------------------------
 
@@ -86,15 +97,18 @@ class NeuralNetwork:
         """Z2 (n, c) float32 for inputs X (n, d) float32."""
         h, c = self.params["W2"].shape
         dtype = self.params["W1"].dtype
-        n = len(X)
+        n, d = X.shape
+        if d != self.sizes[0]:
+            raise ValueError(f"inputs have {d} columns, the network {self.sizes[0]}")
         return self.forward_into(X, np.empty((n, h), dtype), np.empty((n, c), dtype), np.empty((n, h), bool))[1]
 
     def forward_into(self, X: np.ndarray, H: np.ndarray, Z2: np.ndarray,
                      relu_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """H (n, h) and Z2 (n, c) of X (n, d), written into the given buffers H and Z2; relu_mask (n, h)
-        gets [Z1 > 0], which the backward pass needs."""
+        """H (n, h) and Z2 (n, c) of X (n, k), written into the given buffers H and Z2; relu_mask (n, h)
+        gets [Z1 > 0], which the backward pass needs. k < d: X holds the first k renumbered pixels of a
+        batch that needs no more (pixels.py), and W1's first k rows are used."""
         H[...] = self.params["b1"]  # the bias is the GEMM's starting value (beta = 1): no pass over H after it
-        gemm(X, self.params["W1"], H, beta=1.0)
+        gemm(X, self.params["W1"][:X.shape[1]], H, beta=1.0)
         H *= np.greater(H, 0, out=relu_mask)  # relu in place: 2x faster than np.maximum at hidden 300
         Z2[...] = self.params["b2"]
         gemm(H, self.params["W2"], Z2, beta=1.0)
@@ -160,7 +174,8 @@ class NeuralNetwork:
         return g
 
     def sgd_step(self, X: np.ndarray, y: np.ndarray, H: np.ndarray, P: np.ndarray, ws: Workspace) -> None:
-        """Plain SGD, W <- W - lr dW, for X (n, d), y (n,), H (n, h), P (n, c) (overwritten).
+        """Plain SGD, W <- W - lr dW, for X (n, k), y (n,), H (n, h), P (n, c) (overwritten); k < d as in
+        forward_into (the other rows of dW1 are 0).
 
         The same gradients as backward(), but each weight gradient is accumulated straight into its
         weights by the GEMM (BLAS's beta = 1): one pass over W1 per step instead of three (write dW1,
@@ -173,7 +188,7 @@ class NeuralNetwork:
         ones = ws.ones[:, :len(y)]
         gemm(H.T, dZ2, W2, alpha=-lr, beta=1.0)
         gemm(ones, dZ2, b2[np.newaxis], alpha=-lr, beta=1.0)
-        gemm(X.T, dZ1, W1, alpha=-lr, beta=1.0)
+        gemm(X.T, dZ1, W1[:X.shape[1]], alpha=-lr, beta=1.0)
         gemm(ones, dZ1, b1[np.newaxis], alpha=-lr, beta=1.0)
 
     def gradients(self, X: np.ndarray, Y: np.ndarray) -> dict[str, np.ndarray]:
@@ -184,11 +199,15 @@ class NeuralNetwork:
         self.softmax_cross_entropy(Z2, y)
         return {name: grad.copy() for name, grad in self.backward(X, y, H, Z2, ws).items()}
 
+    def plain_sgd(self) -> bool:
+        return isinstance(self.optimizer, SGD) and not self.optimizer.momentum
+
     def train_step(self, X: np.ndarray, y: np.ndarray, ws: Workspace) -> tuple[float, int]:
-        """One optimiser step on the batch X (n, d), y (n,); returns (sum of losses, correct count)."""
+        """One optimiser step on the batch X (n, d), y (n,); returns (sum of losses, correct count).
+        With plain SGD, X may be (n, k) as in forward_into."""
         H, Z2 = self.forward_batch(X, ws)
         loss_sum, correct = self.softmax_cross_entropy(Z2, y)
-        if isinstance(self.optimizer, SGD) and not self.optimizer.momentum:
+        if self.plain_sgd():
             self.sgd_step(X, y, H, Z2, ws)
         else:
             self.optimizer.step(self.params, self.backward(X, y, H, Z2, ws))
@@ -221,10 +240,13 @@ class NeuralNetwork:
                 loss_sum -= float(log_softmax(Z2)[np.arange(len(yc)), yc].sum(dtype=np.float64))
         return loss_sum / len(X), correct / len(X)
 
-    def train_epoch(self, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int,
-                    ws: Workspace, threads: ThreadChooser | None = None) -> tuple[float, float]:
+    def train_epoch(self, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int, ws: Workspace,
+                    threads: ThreadChooser | None = None,
+                    pixels: RenumberedPixels | None = None) -> tuple[float, float]:
         """One pass over X (N, d), y (N,) in the order of `order` (N,); returns (mean loss, accuracy).
-        With `threads`, the BLAS thread count is chosen from the epoch's first steps (blas.py).
+        With `threads`, the BLAS thread count is chosen from the epoch's first steps (blas.py); with
+        `pixels`, X's renumbered copy is used and each batch multiplies only the pixels it needs (W1
+        renumbered alike, see fit).
 
         Stops early, returning a NaN loss, as soon as a batch loss is not finite.
         """
@@ -236,7 +258,10 @@ class NeuralNetwork:
                 began = time.perf_counter()
             # Gathered batch by batch into a buffer that stays in cache: a whole permuted copy of X
             # (188 MB) cost more, and its page faults made every fit's first epoch 0.4-1.2 s slower.
-            Xb = np.take(X, batch, axis=0, out=ws.X[:len(batch)], mode="clip")  # "clip": no extra copy
+            Xb = np.take(X if pixels is None else pixels.X, batch, axis=0, out=ws.X[:len(batch)],
+                         mode="clip")  # "clip": no extra copy
+            if pixels is not None:
+                Xb = ws.first_pixels(Xb, pixels.prefix_length(batch))
             batch_loss, batch_correct = self.train_step(Xb, y[batch], ws)
             if threads is not None:
                 threads.after_step(index, time.perf_counter() - began)
@@ -264,10 +289,14 @@ class NeuralNetwork:
         self.threads = None if self.blas_threads == "all" else ThreadChooser(
             fixed=None if self.blas_threads == "auto" else self.blas_threads)
         choosing = self.threads if self.blas_threads == "auto" else None
+        self.pixels = RenumberedPixels(X) if self.skip_zero_pixels and self.plain_sgd() and worth_renumbering(
+            X, self.sizes[1], batch_size, number_epochs) else None
         with np.errstate(all="ignore"), self.threads or contextlib.nullcontext():  # divergence reported, not warned
             for epoch in range(number_epochs):
                 start = time.perf_counter()
-                loss, accuracy = self.train_epoch(X, y, rng.permutation(len(X)), batch_size, ws, choosing)
+                with self.pixels.weights_renumbered(self.params) if self.pixels else contextlib.nullcontext():
+                    loss, accuracy = self.train_epoch(X, y, rng.permutation(len(X)), batch_size, ws, choosing,
+                                                      self.pixels)
                 if not (math.isfinite(loss) and self.weights_are_finite()):
                     raise TrainingDiverged(epoch + 1)
                 logs = {"loss": loss, "accuracy": accuracy, "epoch_time_s": time.perf_counter() - start}
@@ -278,12 +307,15 @@ class NeuralNetwork:
         return history
 
     def describe(self) -> dict:
-        """The BLAS every product goes through (scipy's): library, kernel and thread count."""
+        """The BLAS every product goes through (scipy's): library, kernel and thread count; the thread count
+        of each epoch with --blas_threads auto; the share of the dense first-layer multiply-adds the last fit
+        did when it skipped zero pixels (pixels.py), else None."""
         from threadpoolctl import threadpool_info
 
         scipy_blas = [i for i in threadpool_info() if i.get("user_api") == "blas" and "scipy" in i.get("filepath", "")]
         return {"blas": {key: scipy_blas[0].get(key) for key in ("internal_api", "architecture", "num_threads")}
-                if scipy_blas else None, "blas_threads_per_epoch": self.threads.history if self.threads else None}
+                if scipy_blas else None, "blas_threads_per_epoch": self.threads.history if self.threads else None,
+                "first_layer_share": round(self.pixels.share_used, 4) if self.pixels else None}
 
     # -- weights ---------------------------------------------------------------------------------
 

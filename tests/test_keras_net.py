@@ -16,6 +16,7 @@ import pytest
 import keras_backends
 import keras_net
 import my_net
+import pixels
 from optimizers import OptimizerSettings
 from read_mnist import one_hot
 
@@ -90,9 +91,9 @@ class LastBatchOverBatchSize(my_net.NeuralNetwork):
 
 
 def paired_weight_difference(mnist_subset, net_class=my_net.NeuralNetwork, my_lr=0.1, lr=0.1,
-                             optimizer="sgd", **options) -> tuple[float, dict]:
+                             optimizer="sgd", **options) -> tuple[float, dict, my_net.NeuralNetwork]:
     """Train both nets paired (same initial weights, same batches) and return the largest absolute
-    weight difference and the final metrics of both."""
+    weight difference, the final metrics of both, and the trained net."""
     X, y, X_test, y_test = mnist_subset
     settings = OptimizerSettings(optimizer, **options)
     net = net_class(784, HIDDEN, lr=my_lr if optimizer == "sgd" else lr, seed=SEED, optimizer=settings)
@@ -102,12 +103,25 @@ def paired_weight_difference(mnist_subset, net_class=my_net.NeuralNetwork, my_lr
     twin.fit(X, y, BATCH, EPOCHS, np.random.default_rng(SEED))
     difference = max(float(np.abs(a - b).max()) for a, b in zip(net.get_weights(), twin.get_weights(), strict=True))
     metrics = {"my": net.evaluate(X_test, y_test), "keras": twin.evaluate(X_test, y_test)}
-    return difference, metrics
+    return difference, metrics, net
 
 
 def test_paired_training_leaves_both_nets_with_the_same_weights(mnist_subset):
-    difference, metrics = paired_weight_difference(mnist_subset)
+    difference, metrics, _ = paired_weight_difference(mnist_subset)
     print(f"{keras_backends.current_backend()}: paired max |weight difference| = {difference:.3g}, metrics {metrics}")
+    assert difference < WEIGHT_TOLERANCE
+    for ours, theirs in zip(metrics["my"], metrics["keras"], strict=True):
+        assert ours == pytest.approx(theirs, abs=METRIC_TOLERANCE)
+
+
+def test_paired_training_skipping_zero_pixels_leaves_the_same_weights(mnist_subset, monkeypatch):
+    """my_net skips the pixels a batch has at zero in long fits of large layers (pixels.py); forced here."""
+    monkeypatch.setattr(pixels, "SAVED_PER_COPIED", 0)
+    difference, metrics, net = paired_weight_difference(mnist_subset)
+    share = net.describe()["first_layer_share"]
+    print(f"{keras_backends.current_backend()} skipping zero pixels ({share} of the first layer's work): "
+          f"paired max |weight difference| = {difference:.3g}")
+    assert share < 0.9
     assert difference < WEIGHT_TOLERANCE
     for ours, theirs in zip(metrics["my"], metrics["keras"], strict=True):
         assert ours == pytest.approx(theirs, abs=METRIC_TOLERANCE)
@@ -118,7 +132,7 @@ def test_paired_training_leaves_both_nets_with_the_same_weights(mnist_subset):
 def test_paired_training_with_momentum_and_adam_leaves_the_same_weights(mnist_subset, optimizer, lr, options):
     """Measured after 2 epochs: momentum max 3.3e-7; Adam max 1.2e-7 once its bias correction is computed
     from float32 betas as Keras does (with exact betas every Adam step was 6.6e-6 larger, 1.9e-4 in all)."""
-    difference, metrics = paired_weight_difference(mnist_subset, lr=lr, optimizer=optimizer, **options)
+    difference, metrics, _ = paired_weight_difference(mnist_subset, lr=lr, optimizer=optimizer, **options)
     print(f"{keras_backends.current_backend()} {optimizer}: paired max |weight difference| = {difference:.3g}, "
           f"metrics {metrics}")
     assert difference < WEIGHT_TOLERANCE
@@ -129,9 +143,9 @@ def test_paired_training_with_momentum_and_adam_leaves_the_same_weights(mnist_su
 @pytest.mark.parametrize("variant", ["learning rate 1% larger", "last batch averaged over batch_size"])
 def test_paired_tolerance_catches_a_changed_net(mnist_subset, variant):
     if variant == "learning rate 1% larger":
-        difference, _ = paired_weight_difference(mnist_subset, my_lr=0.101)
+        difference, *_ = paired_weight_difference(mnist_subset, my_lr=0.101)
     else:
-        difference, _ = paired_weight_difference(mnist_subset, LastBatchOverBatchSize)
+        difference, *_ = paired_weight_difference(mnist_subset, LastBatchOverBatchSize)
     print(f"{keras_backends.current_backend()} {variant}: max |weight difference| = {difference:.3g}")
     assert difference > 20 * WEIGHT_TOLERANCE
 
