@@ -181,6 +181,8 @@ def train(spec: RunSpec, data: Dataset, on_epoch_end: EpochCallback | None = Non
     except TrainingDiverged as err:
         return result.mark_diverged(err.epoch)
     result.train_time_s = recorder.training_seconds()
+    if callable(getattr(net, "describe", None)):  # again: what the fit chose (threads, skipped pixels)
+        result.net_info = net.describe()
     epochs = result.history["epoch_time_s"]
     result.first_epoch_s = epochs[0]
     result.steady_epoch_s = statistics.median(epochs[1:]) if len(epochs) > 1 else math.nan

@@ -107,10 +107,11 @@ __version__ = "1.0.0"
 @click.option("--target_accuracy", "--target-accuracy", type=float, callback=accuracy_threshold,
               help="Report each net's training time to this test accuracy (evaluated after every epoch, not counted "
                    "in Time(s)); 97 (percent) and 0.97 mean the same.")
-@click.option("--blas_threads", "--blas-threads", default="all", show_default=True, metavar="all|auto|N",
+@click.option("--blas_threads", "--blas-threads", default="auto", show_default=True, metavar="auto|all|N",
               callback=blas_threads_value,
-              help="my_net's BLAS threads: all (BLAS's own count, repeatable to the bit), auto (chosen every epoch "
-                   "from timed steps: fast when another process holds a core, rounding may vary), or N.")
+              help="my_net's BLAS threads: auto (one fewer for each core other processes hold, re-read every 0.25 s; "
+                   "rounding changes when the count does), all (BLAS's own count: repeatable to the bit whatever "
+                   "the load), or N.")
 @click.option("--keras_backend", "--keras-backend", metavar="NAME[,NAME...]", callback=backend_list,
               help="Keras backends to train on: tensorflow, jax, torch; each its own row, keras_net[NAME] "
                    "[default: KERAS_BACKEND or tensorflow, named keras_net].")

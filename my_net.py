@@ -81,9 +81,9 @@ class NeuralNetwork:
 
     def __init__(self, input_size: int = 784, hidden_size: int = 30, output_size: int = NUM_CLASSES,
                  lr: float = 0.1, seed: int | None = None, optimizer: OptimizerSettings = DEFAULT_OPTIMIZER,
-                 init: str = "glorot_uniform", blas_threads: str = "all"):
+                 init: str = "glorot_uniform", blas_threads: str = "auto"):
         self.sizes = (input_size, hidden_size, output_size)
-        self.blas_threads = blas_threads  # "all": BLAS's own count; "auto": chosen per epoch (blas.py)
+        self.blas_threads = blas_threads  # "auto": following the load (blas.py); "all": BLAS's own count
         self.rng = np.random.default_rng(seed)  # draws the weights, then (unpaired) every epoch's order
         self.params = dict(zip(PARAMETER_NAMES, initial_weights(self.rng, self.sizes, init), strict=True))
         self.optimizer = make_optimizer(optimizer, lr)
@@ -244,18 +244,15 @@ class NeuralNetwork:
                     threads: ThreadChooser | None = None,
                     pixels: RenumberedPixels | None = None) -> tuple[float, float]:
         """One pass over X (N, d), y (N,) in the order of `order` (N,); returns (mean loss, accuracy).
-        With `threads`, the BLAS thread count is chosen from the epoch's first steps (blas.py); with
+        With `threads`, the BLAS thread count follows the machine's load (blas.py); with
         `pixels`, X's renumbered copy is used and each batch multiplies only the pixels it needs (W1
         renumbered alike, see fit).
 
         Stops early, returning a NaN loss, as soon as a batch loss is not finite.
         """
         loss_sum, correct = 0.0, 0
-        for index, start in enumerate(range(0, len(order), batch_size)):
+        for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
-            if threads is not None:
-                threads.before_step(index)
-                began = time.perf_counter()
             # Gathered batch by batch into a buffer that stays in cache: a whole permuted copy of X
             # (188 MB) cost more, and its page faults made every fit's first epoch 0.4-1.2 s slower.
             Xb = np.take(X if pixels is None else pixels.X, batch, axis=0, out=ws.X[:len(batch)],
@@ -264,7 +261,7 @@ class NeuralNetwork:
                 Xb = ws.first_pixels(Xb, pixels.prefix_length(batch))
             batch_loss, batch_correct = self.train_step(Xb, y[batch], ws)
             if threads is not None:
-                threads.after_step(index, time.perf_counter() - began)
+                threads.after_step()
             if not math.isfinite(batch_loss):
                 return math.nan, math.nan
             loss_sum += batch_loss
@@ -285,17 +282,16 @@ class NeuralNetwork:
         rng = self.rng if rng is None else rng
         ws = Workspace(min(batch_size, len(X)), self.params)
         history: dict[str, list[float]] = {"loss": [], "accuracy": [], "epoch_time_s": []}
-        # "all" leaves BLAS alone: no thread pool to look up, no timing in the loop
+        # "all" leaves BLAS alone: no thread pool to look up, nothing to count in the loop
         self.threads = None if self.blas_threads == "all" else ThreadChooser(
             fixed=None if self.blas_threads == "auto" else self.blas_threads)
-        choosing = self.threads if self.blas_threads == "auto" else None
         self.pixels = RenumberedPixels(X) if self.skip_zero_pixels and self.plain_sgd() and worth_renumbering(
             X, self.sizes[1], batch_size, number_epochs) else None
         with np.errstate(all="ignore"), self.threads or contextlib.nullcontext():  # divergence reported, not warned
             for epoch in range(number_epochs):
                 start = time.perf_counter()
                 with self.pixels.weights_renumbered(self.params) if self.pixels else contextlib.nullcontext():
-                    loss, accuracy = self.train_epoch(X, y, rng.permutation(len(X)), batch_size, ws, choosing,
+                    loss, accuracy = self.train_epoch(X, y, rng.permutation(len(X)), batch_size, ws, self.threads,
                                                       self.pixels)
                 if not (math.isfinite(loss) and self.weights_are_finite()):
                     raise TrainingDiverged(epoch + 1)
@@ -308,13 +304,16 @@ class NeuralNetwork:
 
     def describe(self) -> dict:
         """The BLAS every product goes through (scipy's): library, kernel and thread count; the thread count
-        of each epoch with --blas_threads auto; the share of the dense first-layer multiply-adds the last fit
+        steps trained with each count and when it changed (s into the fit, threads, other processes' cores);
+        the share of the dense first-layer multiply-adds the last fit
         did when it skipped zero pixels (pixels.py), else None."""
         from threadpoolctl import threadpool_info
 
         scipy_blas = [i for i in threadpool_info() if i.get("user_api") == "blas" and "scipy" in i.get("filepath", "")]
         return {"blas": {key: scipy_blas[0].get(key) for key in ("internal_api", "architecture", "num_threads")}
-                if scipy_blas else None, "blas_threads_per_epoch": self.threads.history if self.threads else None,
+                if scipy_blas else None,
+                "blas_thread_steps": self.threads.steps if self.threads else None,
+                "blas_thread_changes": self.threads.history if self.threads else None,
                 "first_layer_share": round(self.pixels.share_used, 4) if self.pixels else None}
 
     # -- weights ---------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ class RunSpec:
     optimizer: OptimizerSettings = DEFAULT_OPTIMIZER
     init: str = "glorot_uniform"
     target_accuracy: float | None = None  # a fraction: record when the test accuracy first reaches it
-    blas_threads: str = "all"  # my_net: "all" (BLAS's own count), "auto" (chosen per epoch) or a number
+    blas_threads: str = "auto"  # my_net: "auto" (following the load), "all" (BLAS's own count) or a number
     keras_backend: str | None = None  # None: the backend KERAS_BACKEND gives (TensorFlow), unnamed in tables
     steps_per_execution: int = 1
     jit_compile: str = "auto"

@@ -16,6 +16,7 @@ process does (bench/bench.py runs every fit in its own).
 from __future__ import annotations
 
 import importlib
+import inspect
 import io
 import statistics
 import subprocess
@@ -61,6 +62,11 @@ def my_net_at(revision: str) -> ModuleType:
             sys.modules.update(saved)
 
 
+def fixed_threads(module: ModuleType) -> dict[str, str]:
+    """BLAS's own thread count for a version that can follow the load: both versions then round alike."""
+    return {"blas_threads": "all"} if "blas_threads" in inspect.signature(module.NeuralNetwork).parameters else {}
+
+
 def alternate_fits(versions: dict[str, ModuleType], hidden: int, epochs: int, rounds: int, X: np.ndarray,
                    y: np.ndarray) -> tuple[dict[str, list[float]], dict[str, list[float]], float]:
     """Fit one net per version on X (N, 784), y (N,) labels, whole fits taking turns for `rounds` rounds
@@ -75,7 +81,7 @@ def alternate_fits(versions: dict[str, ModuleType], hidden: int, epochs: int, ro
     with np.errstate(all="ignore"):
         for round_ in range(rounds):
             for name in list(versions) if round_ % 2 == 0 else reversed(list(versions)):
-                net = versions[name].NeuralNetwork(784, hidden, 10, LR, seed=0)
+                net = versions[name].NeuralNetwork(784, hidden, 10, LR, seed=0, **fixed_threads(versions[name]))
                 start = time.perf_counter()
                 history = net.fit(X, y, BATCH_SIZE, epochs, rng=np.random.default_rng(0))
                 fits[name].append(time.perf_counter() - start)

@@ -35,7 +35,10 @@ def test_benchmark_writes_consistent_figures_for_every_contender(tmp_path):
     assert row["roofline_share"] == pytest.approx(row["my_net_gflops"] / data["gemm_gflops"]["roofline"])
     assert all(r["test_accuracy"] > 0.85 for r in data["runs"])  # every contender really trained
     (load,) = data["under_load"]
-    assert load["adaptive"] > 0 and load["one_thread"] > 0 and len(data["targets"]) == 2
+    assert load["default"] > 0 and load["one_thread"] > 0 and len(data["targets"]) == 2
+    assert row["first_layer_share"] == 1.0  # hidden 16 for 2 epochs: renumbering pixels would not pay
+    threads = [r["net_info"]["blas_thread_steps"] for r in data["runs"] if r.get("under_load") == "one_thread"]
+    assert threads == [{"1": 938}]  # 469 steps an epoch, all with one thread (JSON keys are strings)
     text = markdown.read_text()
     assert "bench.py --hidden_sizes 16" in text and "| 16 " in text and "Under one busy core" in text
 
@@ -52,13 +55,13 @@ def test_ab_times_both_versions_from_the_same_start():
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in completed.stdout.splitlines()[2:]]
     assert [row[:2] for row in rows] == [["8", "HEAD"], ["8", "checkout"]]
     assert all(float(row[2]) > 0 for row in rows)
-    unchanged = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "my_net.py"], cwd=ROOT).returncode == 0
+    unchanged = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "*.py"], cwd=ROOT).returncode == 0
     if unchanged:  # the same code from the same weights on the same batches: the very same weights
-        assert float(rows[1][5]) == 0.0
+        assert float(rows[1][7]) == 0.0
 
 
 def test_ab_refuses_an_unknown_revision_in_one_line():
-    completed = run_ab("--against", "no-such-revision", "--epochs", "1")
+    completed = run_ab("--against", "no-such-revision", "--epochs", "2")
     assert completed.returncode == 2
     assert completed.stderr.strip().splitlines()[-1].startswith("Error: --against no-such-revision:")
     assert "Traceback" not in completed.stderr

@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # --paired: Keras takes the tool's batch order and initial weights, as my_net does. Unpaired, Keras' own shuffle
 # gave one job's losses 2e-3 apart between a local and a worker run once in three CI runs, which is Keras'
 # repeatability, not the cluster's.
-SWEEP = ["--hidden_size", "16,32", "--lr", "0.1,0.05", "--repeats", "2", "--compare_nets", "--paired",
-         "--number_epochs", "1", "--seed", "0", "--quiet"]
+# --blas_threads all: my_net's rows must be bit-identical, and two workers on one 2-core machine are a load
+# that "auto" would answer with one thread (another rounding) at moments that differ between the two runs.
+SWEEP = ["--blas_threads", "all", "--hidden_size", "16,32", "--lr", "0.1,0.05", "--repeats", "2", "--compare_nets",
+         "--paired", "--number_epochs", "1", "--seed", "0", "--quiet"]
 
 
 def dask_command(*args: str, log: Path) -> subprocess.Popen:
