@@ -24,10 +24,11 @@ import numpy as np
 CHUNK = 2048  # examples renumbered at a time
 SAMPLE = 2048  # examples from which the saving is estimated before anything is copied (~5 ms)
 # Renumber when the FLOPs saved over the fit are at least this many times the values copied. Measured
-# here: renumbering MNIST's 47 M training values (copy, order, prefixes) took 0.15 s in a process that
-# had the memory already and 0.6 s in a fresh one (page faults), 3-13 ns a value, while the products
-# run at ~170 GFLOPS: a copied value costs 500-2,200 FLOPs.
-SAVED_PER_COPIED = 1500
+# here: renumbering MNIST's 47 M training values (copy, order, prefixes) takes 0.2 s, about 4 ns a value,
+# 700 FLOPs of the products at ~170 GFLOPS; but the shorter products also run less efficiently, and
+# bench/ab.py (20 epochs) measured at hidden 128 (ratio 1,960) a steady epoch no faster and a fit 7%
+# slower, at 256 (3,920) and 300 (4,590) steady epochs 6% and fits 2% faster. Hence 3,000.
+SAVED_PER_COPIED = 3000
 
 
 def needed_pixels(X: np.ndarray) -> np.ndarray:

@@ -31,7 +31,8 @@ def test_an_all_zero_batch_still_multiplies_one_pixel():
 def test_renumbering_pays_on_mnist_for_large_layers_and_long_fits_only(mnist):
     X = mnist[0]
     assert pixels.worth_renumbering(X, 300, 128, 20)
-    assert pixels.worth_renumbering(X, 128, 128, 20)
+    assert pixels.worth_renumbering(X, 256, 128, 20)
+    assert not pixels.worth_renumbering(X, 128, 128, 20)
     assert not pixels.worth_renumbering(X, 30, 128, 20)
     assert not pixels.worth_renumbering(X, 300, 128, 1)
 
