@@ -24,6 +24,7 @@ from optimizers import DEFAULT_OPTIMIZER, SGD, OptimizerSettings, initial_weight
 from pixels import RenumberedPixels, worth_renumbering
 from results import EpochCallback, RunResult, TrainingDiverged
 from spec import EVAL_CHUNK, NUM_CLASSES
+from workspace import Workspace
 
 PARAMETER_NAMES = ("W1", "b1", "W2", "b2")  # the order of Keras' get_weights(): kernel, bias, kernel, bias
 
@@ -37,36 +38,6 @@ def log_softmax(Z: np.ndarray) -> np.ndarray:
     """Row-wise log softmax of logits Z (n, c), shifted by the row maximum so no exp overflows."""
     shifted = Z - Z.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
-class Workspace:
-    """Buffers for batches of up to n examples, allocated once per fit and reused by every step."""
-
-    def __init__(self, n: int, params: dict[str, np.ndarray]):
-        d, h = params["W1"].shape
-        c = params["W2"].shape[1]
-        dtype = params["W1"].dtype  # float32 in training; float64 in the finite-difference tests
-        self.X = np.empty((n, d), dtype)
-        self.X_prefix = np.empty(n * d, dtype)  # see first_pixels()
-        self.H = np.empty((n, h), dtype)
-        self.relu_mask = np.empty((n, h), bool)
-        self.Z2_columns = np.empty(c * n, dtype)  # see logits_buffer()
-        self.ones = np.ones((1, n), dtype)  # 1^T dZ sums over the batch: the bias gradient as a GEMM
-        self.dZ1 = np.empty((n, h), dtype)
-        self.grads = {name: np.empty_like(p) for name, p in params.items()}
-
-    def first_pixels(self, X: np.ndarray, k: int) -> np.ndarray:
-        """The first k columns of the batch X (n, d) as a contiguous (n, k) array, for BLAS."""
-        n = len(X)
-        prefix = self.X_prefix[:n * k].reshape(n, k)
-        prefix[...] = X[:, :k]
-        return prefix
-
-    def logits_buffer(self, n: int) -> np.ndarray:
-        """A buffer for the logits Z2 (n, c) of n <= self.X.shape[0] examples, column-major: softmax's
-        reductions over the classes then run along contiguous memory (30% faster at n = 128)."""
-        c = len(self.grads["b2"])
-        return self.Z2_columns[:c * n].reshape(c, n).T
 
 
 class NeuralNetwork:
