@@ -161,6 +161,14 @@ class EpochRecorder:
             self.result.target_epoch, self.result.time_to_target_s = epoch + 1, trained
 
 
+def described(result: RunResult, net: TrainableNet) -> RunResult:
+    """result with net.describe() as its net_info, for a net that describes itself; read after the fit, so
+    that what the fit chose (my_net's BLAS threads and skipped pixels, Keras' effective settings) is in it."""
+    if callable(getattr(net, "describe", None)):
+        result.net_info = net.describe()
+    return result
+
+
 def train(spec: RunSpec, data: Dataset, on_epoch_end: EpochCallback | None = None) -> RunResult:
     """Train spec's net on data and return its RunResult. `train_time_s` is the wall time of the net's
     fit alone (data loaded, net built; per-epoch evaluation and progress not counted); first_epoch_s and
@@ -168,8 +176,6 @@ def train(spec: RunSpec, data: Dataset, on_epoch_end: EpochCallback | None = Non
     X_train, y_train, X_test, y_test = data
     net = build_net(spec, X_train.shape[1])
     result = RunResult(spec)
-    if callable(getattr(net, "describe", None)):
-        result.net_info = net.describe()
     result.initial_train_loss = net.evaluate(X_train, y_train)[0]
     evaluate_each_epoch = spec.eval_every_epoch or spec.target_accuracy is not None
     recorder = EpochRecorder(net, (X_test, y_test) if evaluate_each_epoch else None, on_epoch_end, result)
@@ -179,10 +185,9 @@ def train(spec: RunSpec, data: Dataset, on_epoch_end: EpochCallback | None = Non
     try:
         net.fit(X_train, y_train, spec.batch_size, spec.number_epochs, rng, recorder)
     except TrainingDiverged as err:
-        return result.mark_diverged(err.epoch)
+        return described(result, net).mark_diverged(err.epoch)
     result.train_time_s = recorder.training_seconds()
-    if callable(getattr(net, "describe", None)):  # again: what the fit chose (threads, skipped pixels)
-        result.net_info = net.describe()
+    described(result, net)
     epochs = result.history["epoch_time_s"]
     result.first_epoch_s = epochs[0]
     result.steady_epoch_s = statistics.median(epochs[1:]) if len(epochs) > 1 else math.nan
