@@ -10,7 +10,8 @@ did first, chose wrong under load: a thread that has slept gets the busy core fi
 scheduler's credit for sleepers), so a short probe with two threads looked fast and the rest of the epoch
 was slow (measured: two threads chosen in 5 of 5 epochs at hidden 300 under a busy core).
 
-OpenBLAS rounds X W1 differently with one and with two threads (it splits a long sum into other blocks), so
+OpenBLAS rounds X W1 differently with one and with two threads (measured: every other product of a step is
+bit-identical; X W1 is whenever its sum is at most ~442 long, and differs for most longer sums), so
 "auto" gives up the bit-for-bit repeatability of a seed under changing load; "all" keeps the count BLAS was
 given, and a number fixes it.
 """

@@ -274,10 +274,10 @@ class NeuralNetwork:
         return history
 
     def describe(self) -> dict:
-        """The BLAS every product goes through (scipy's): library, kernel and thread count; the thread count
-        steps trained with each count and when it changed (s into the fit, threads, other processes' cores);
-        the share of the dense first-layer multiply-adds the last fit
-        did when it skipped zero pixels (pixels.py), else None."""
+        """The BLAS every product goes through (scipy's): library, kernel and thread count. Of the last fit:
+        the steps trained with each thread count and when the count changed ([s into the fit, threads, other
+        processes' cores]), None with --blas_threads all; the share of the dense first-layer multiply-adds
+        it did when it skipped zero pixels (pixels.py), else None."""
         from threadpoolctl import threadpool_info
 
         scipy_blas = [i for i in threadpool_info() if i.get("user_api") == "blas" and "scipy" in i.get("filepath", "")]
