@@ -127,6 +127,15 @@ def grouped(results: list[RunResult]) -> dict[tuple, list[RunResult]]:
     return groups
 
 
+def first_against_others(groups: dict[tuple, list[RunResult]]) -> list[tuple[tuple, str, str]]:
+    """(setting, the first net trained in it, another net of it) for every other net, in training order."""
+    pairs = []
+    for setting in dict.fromkeys(s for s, _ in groups):
+        names = [name for s, name in groups if s == setting]
+        pairs += [(setting, names[0], name) for name in names[1:]]
+    return pairs
+
+
 def varying_settings(results: list[RunResult]) -> list[str]:
     """The setting keys whose values differ between runs (the setting columns of the table)."""
     return [key for i, key in enumerate(SETTING_KEYS) if len({r.spec.setting()[i] for r in results}) > 1]
@@ -138,15 +147,12 @@ def summary_lines(results: list[RunResult]) -> list[str]:
     groups = grouped(results)
     vary = varying_settings(results)
     lines = []
-    for setting in dict.fromkeys(s for s, _ in groups):
-        names = [name for s, name in groups if s == setting]
-        mine = groups[(setting, names[0])]
+    for setting, first, other in first_against_others(groups):
+        mine, theirs = groups[(setting, first)], groups[(setting, other)]
         prefix = ", ".join(f"{key}={format_setting(value)}" for key, value in zip(SETTING_KEYS, setting, strict=True)
                            if key in vary)
-        for name in names[1:]:
-            theirs = groups[(setting, name)]
-            if all(r.finished for r in mine + theirs):
-                lines.append(f"{prefix}: " * bool(prefix) + comparison_line(mine, theirs))
+        if all(r.finished for r in mine + theirs):
+            lines.append(f"{prefix}: " * bool(prefix) + comparison_line(mine, theirs))
     return lines
 
 
@@ -166,14 +172,11 @@ def timing_warnings(results: list[RunResult]) -> list[str]:
             warnings.append(f"{name}: the first run took {times[0]:.2f} s, significantly slower than the others "
                             f"(median {statistics.median(times[1:]):.2f} s): caches, or another process")
     groups = grouped(results)
-    for setting in dict.fromkeys(s for s, _ in groups):
-        names = [name for s, name in groups if s == setting]
-        mine = [r.train_time_s for r in groups[(setting, names[0])] if r.finished]
-        for name in names[1:]:
-            theirs = [r.train_time_s for r in groups[(setting, name)] if r.finished]
-            if mine and theirs and spans_one(*speed_ratio(mine, theirs)):
-                warnings.append(f"{names[0]} against {name}: no significant speed difference (the ratio's "
-                                "uncertainty spans 1.0)")
+    for setting, first, other in first_against_others(groups):
+        mine, theirs = ([r.train_time_s for r in groups[(setting, name)] if r.finished] for name in (first, other))
+        if mine and theirs and spans_one(*speed_ratio(mine, theirs)):
+            warnings.append(f"{first} against {other}: no significant speed difference (the ratio's "
+                            "uncertainty spans 1.0)")
     return warnings
 
 
