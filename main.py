@@ -225,10 +225,10 @@ def train_on_cluster(specs: list[RunSpec], source: DataSource, address: str, thr
     jobs = Progress(len(cluster.jobs_of(specs)), quiet, False, unit="job")
 
     def job_done(results: list[RunResult]) -> None:
-        jobs.job_done(f"job {results[0].spec.describe().split(' ', 1)[1]} on {results[0].net_info.get('host')}")
-        if results[0].net_info.get("retries"):
-            click.echo(f"Note: job {results[0].spec.describe().split(' ', 1)[1]} was re-run after its worker died "
-                       f"({results[0].net_info['retries']} time(s))", err=True)
+        job, info = results[0].spec.describe().split(" ", 1)[1], results[0].net_info
+        jobs.job_done(f"job {job} on {info.get('host')}")
+        if info.get("retries"):
+            click.echo(f"Note: job {job} was re-run after its worker died ({info['retries']} time(s))", err=True)
 
     try:
         results, _ = cluster.run_on_cluster(client, specs, source, threads, workers, job_done)
