@@ -17,10 +17,9 @@ import keras_backends
 from experiment import BatchLoop, Dataset
 from optimizers import initial_weights
 from read_mnist import one_hot
-from spec import NUM_CLASSES, RunSpec
+from spec import NUM_CLASSES, PARAMETER_NAMES, RunSpec
 from user_net import REQUIRED_METHODS, weight_shapes
 
-NAMES = ("W1", "b1", "W2", "b2")
 STEP_TOLERANCE = 1e-4  # relative, one step from identical weights: my_net measured 2e-7; a 1% lr slip is 1e-2
 GRADIENT_TOLERANCE = 1e-4  # relative, against the backend's autodiff: measured 2.4e-7 to 3.0e-7
 FINITE_DIFFERENCE_TOLERANCE = 1e-2  # relative, float32 central differences along directions: measured 1.4e-4 to 2.1e-3
@@ -66,7 +65,7 @@ def initialisation_check(spec: RunSpec, d: int) -> Check:
     nets = [spec.net(d, spec.hidden_size, NUM_CLASSES, spec.lr, seed) for seed in (0, 1)]
     problems, worst = [], 0.0
     for weights in (net.get_weights() for net in nets):
-        for name, w in zip(NAMES, weights, strict=True):
+        for name, w in zip(PARAMETER_NAMES, weights, strict=True):
             w = np.asarray(w, np.float64)
             if name.startswith("b"):
                 if np.any(w):
@@ -110,9 +109,10 @@ def diagnose(ours: list[np.ndarray], theirs: list[np.ndarray], what: str, n: int
     part = [np.ravel(ours[worst]).astype(np.float64), np.ravel(theirs[worst]).astype(np.float64)]
     own_factor = float(part[0] @ part[1] / max(part[1] @ part[1], 1e-300))
     sign = " (its sign is flipped)" if math.isclose(own_factor, -1, rel_tol=1e-3) else ""
-    fine = [NAMES[i] for i, e in enumerate(errors) if e < STEP_TOLERANCE]
-    return (f"{NAMES[worst]} differs most (relative error {errors[worst]:.3g}){sign}; "
-            f"{', '.join(fine) or 'no parameter'} match{'es' * (len(fine) == 1)}: check the gradient of {NAMES[worst]}")
+    fine = [PARAMETER_NAMES[i] for i, e in enumerate(errors) if e < STEP_TOLERANCE]
+    name = PARAMETER_NAMES[worst]
+    return (f"{name} differs most (relative error {errors[worst]:.3g}){sign}; "
+            f"{', '.join(fine) or 'no parameter'} match{'es' * (len(fine) == 1)}: check the gradient of {name}")
 
 
 def step_check(name: str, net: object, twin: object, weights: list, X: np.ndarray, y: np.ndarray,
@@ -136,7 +136,7 @@ def gradients_check(net: object, twin: object, weights: list, X: np.ndarray, y: 
     net.set_weights([w.copy() for w in weights])
     twin.set_weights([w.copy() for w in weights])
     grads = net.gradients(X, y)
-    grads = [grads[name] for name in NAMES] if isinstance(grads, dict) else grads  # my_net keys them by name
+    grads = [grads[name] for name in PARAMETER_NAMES] if isinstance(grads, dict) else grads  # my_net keys them by name
     ours = [np.asarray(g, np.float64) for g in grads]
     autodiff = list(keras_backends.gradients(twin.model, X, one_hot(y)).values())
     versus_keras = max(relative_errors(ours, autodiff))

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from machine import installed_versions
+from spec import PARAMETER_NAMES
 
 BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}  # Keras backend -> its package
 DEFAULT_BACKEND = "tensorflow"
@@ -112,7 +113,7 @@ def gradients(model: Any, X: np.ndarray, Y: np.ndarray) -> dict[str, np.ndarray]
     backend = keras.backend.backend()
     autodiff = {"tensorflow": tensorflow_gradients, "jax": jax_gradients, "torch": torch_gradients}[backend]
     grads = autodiff(keras, model, X, Y)
-    return {name: np.asarray(g) for name, g in zip(("W1", "b1", "W2", "b2"), grads, strict=True)}
+    return {name: np.asarray(g) for name, g in zip(PARAMETER_NAMES, grads, strict=True)}
 
 
 def mean_cross_entropy(keras: Any, Y: Any, P: Any) -> Any:

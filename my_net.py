@@ -23,10 +23,8 @@ from blas import ThreadChooser, gemm
 from optimizers import DEFAULT_OPTIMIZER, SGD, OptimizerSettings, initial_weights, make_optimizer
 from pixels import RenumberedPixels, worth_renumbering
 from results import EpochCallback, RunResult, TrainingDiverged
-from spec import EVAL_CHUNK, NUM_CLASSES
+from spec import EVAL_CHUNK, NUM_CLASSES, PARAMETER_NAMES
 from workspace import Workspace
-
-PARAMETER_NAMES = ("W1", "b1", "W2", "b2")  # the order of Keras' get_weights(): kernel, bias, kernel, bias
 
 
 def labels_of(Y: np.ndarray) -> np.ndarray:

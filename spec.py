@@ -11,6 +11,7 @@ from typing import Any
 from optimizers import DEFAULT_OPTIMIZER, OptimizerSettings
 
 NUM_CLASSES = 10  # the digits 0-9: the output layer's width in every net
+PARAMETER_NAMES = ("W1", "b1", "W2", "b2")  # the order of Keras' get_weights(): kernel, bias, kernel, bias
 EVAL_CHUNK = 10_000  # rows per forward pass in evaluation: large GEMMs, bounded memory
 SETTING_KEYS = ("hidden_size", "lr", "batch_size", "optimizer", "init")  # what a sweep may vary
 
