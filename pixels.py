@@ -8,9 +8,10 @@ products, X W1 and X^T dZ1, shrink from d to k columns. On MNIST's 60,000 traini
 k is 634 of 784 on average (measured): 19% fewer multiply-adds where nearly all of them are. The sums
 then run in another order, so the weights differ from the dense loop's by float32 rounding only.
 
-Renumbering copies the training inputs once per fit, which pays only when enough multiply-adds are
-saved (SAVED_PER_COPIED). Data with few zero pixels (Fashion-MNIST, about half non-zero) save almost
-nothing, and keep the dense loop and its speed.
+The renumbered copy is kept as bytes when the inputs are 8-bit values / 255, as MNIST's are: a batch
+then gathers a quarter of the memory and is decoded to the same float32 values, bit for bit. Making the
+copy once per fit pays only when the fit is long enough (worth_renumbering). Data with few zero pixels
+(Fashion-MNIST, about half non-zero) save almost nothing, and keep the dense loop and its speed.
 """
 
 from __future__ import annotations
@@ -21,20 +22,26 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from workspace import Workspace
+
+BYTE_SCALE = 255  # 8-bit images scaled to [0, 1]: read_mnist's, and Keras' examples'
 CHUNK = 2048  # examples renumbered at a time
 SAMPLE = 2048  # examples from which the saving is estimated before anything is copied (~5 ms)
-# Renumber when the FLOPs saved over the fit are at least this many times the values copied. Measured
-# here: renumbering MNIST's 47 M training values (copy, order, prefixes) takes 0.2 s, about 4 ns a value,
-# 700 FLOPs of the products at ~170 GFLOPS; but the shorter products also run less efficiently, and
-# bench/ab.py (20 epochs) measured at hidden 128 (ratio 1,960) a steady epoch no faster and a fit 7%
-# slower, at 256 (3,920) and 300 (4,590) steady epochs 6% and fits 2% faster. Hence 3,000.
-SAVED_PER_COPIED = 3000
+# What renumbering costs once per fit and saves each epoch, per training value, in FLOPs of the products
+# (~170 GFLOPS here); measured with bench/ab.py on MNIST. Kept as bytes: 0.134 s for 47 M values (~500),
+# and a batch's gather plus decoding is ~0.2 ns a value faster than gathering floats (~30 each epoch).
+# Kept as floats (inputs that are not bytes / 255): 0.2 s, and the gather is no faster. A skipped pixel
+# saves 4 h FLOPs per example, of which about half shows in the time (shorter products run less
+# efficiently): at hidden 128, 85 predicted and 101 measured per value and epoch.
+ONCE_AND_EACH_EPOCH = {"bytes": (500, 30), "floats": (1500, 0)}
 
 
 def needed_pixels(X: np.ndarray) -> np.ndarray:
     """For each example of X (N, d), 1 + the index of its last non-zero pixel (0 for an all-zero row)."""
-    nonzero_from_end = X[:, ::-1] != 0
-    return np.where(nonzero_from_end.any(axis=1), X.shape[1] - nonzero_from_end.argmax(axis=1), 0)
+    nonzero = X != 0
+    from_end = nonzero[:, ::-1].argmax(axis=1)  # 0 also for an all-zero row: told apart below
+    last = X.shape[1] - 1 - from_end
+    return np.where(nonzero[np.arange(len(X)), last], last + 1, 0)
 
 
 def prefaulted_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -55,13 +62,14 @@ def batch_prefixes(needed: np.ndarray, batch_size: int) -> np.ndarray:
 
 def pixel_order(X: np.ndarray) -> np.ndarray:
     """The pixels (d,) ordered by how many examples of X (N, d) have them non-zero, most first."""
-    return np.argsort(-np.count_nonzero(X, axis=0), kind="stable")
+    return np.argsort(-(X != 0).sum(axis=0, dtype=np.intp), kind="stable")  # 2x count_nonzero's speed
 
 
 def worth_renumbering(X: np.ndarray, hidden_size: int, batch_size: int, number_epochs: int) -> bool:
     """Whether renumbering X (N, d) saves more than it costs over the fit, estimated on its first examples.
 
-    Saved: 2 products x 2 FLOPs x (d - mean k) x hidden_size per example and epoch; cost: N d copied values.
+    Saved per value and epoch: 2 h (d - mean k) / d for the pixels skipped, plus the cheaper gather of
+    bytes; cost: once per value (ONCE_AND_EACH_EPOCH, in FLOPs).
     """
     sample = X[:SAMPLE]
     d = X.shape[1]
@@ -69,27 +77,81 @@ def worth_renumbering(X: np.ndarray, hidden_size: int, batch_size: int, number_e
         return False
     ordered = np.take(sample, pixel_order(sample), axis=1)
     mean_k = batch_prefixes(needed_pixels(ordered), batch_size).mean()
-    saved_per_example = 4 * hidden_size * (d - mean_k) * number_epochs
-    return saved_per_example >= SAVED_PER_COPIED * d
+    kept_as = "bytes" if sample.dtype == np.float32 and to_bytes(
+        sample, np.empty(sample.shape, np.uint8), np.empty_like(sample)) else "floats"
+    once, each_epoch = ONCE_AND_EACH_EPOCH[kept_as]
+    return number_epochs * (2 * hidden_size * (d - mean_k) / d + each_epoch) >= once
+
+
+def to_bytes(X: np.ndarray, codes: np.ndarray, scratch: np.ndarray) -> bool:
+    """codes <- round(255 X), X: (n, d) float32, codes: (n, d) uint8, scratch: (n, d) float32. Returns
+    whether decode(codes) == X exactly: False when X holds any value that is not an 8-bit value / 255
+    (NaN, negative, above 1, or between two such values)."""
+    np.rint(np.multiply(X, np.float32(BYTE_SCALE), out=scratch), out=scratch)
+    with np.errstate(invalid="ignore"):  # NaN or out of range gives some byte: the check below refuses it
+        codes[...] = scratch
+    return np.array_equal(decode(codes, scratch), X)
+
+
+def decode(codes: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out <- codes / 255 (float32 division of the exact integers: read_mnist's scaling, bit for bit)."""
+    return np.divide(codes, np.float32(BYTE_SCALE), out=out, dtype=np.float32)
+
+
+def renumbered_codes(X: np.ndarray, order: np.ndarray) -> np.ndarray | None:
+    """The bytes of X (N, d) float32 (to_bytes) with the pixels in `order` (d,), or None as soon as a chunk
+    of X is not bytes / 255 (or X is not float32)."""
+    if X.dtype != np.float32:
+        return None
+    codes = prefaulted_empty(X.shape, np.uint8)
+    chunk_codes, scratch = np.empty((CHUNK, X.shape[1]), np.uint8), np.empty((CHUNK, X.shape[1]), np.float32)
+    for start in range(0, len(X), CHUNK):  # in chunks: no temporaries as large as X, each chunk in cache
+        chunk = X[start:start + CHUNK]
+        n = len(chunk)
+        if not to_bytes(chunk, chunk_codes[:n], scratch[:n]):
+            return None
+        np.take(chunk_codes[:n], order, axis=1, out=codes[start:start + n])  # bytes: 3x faster than floats
+    return codes
+
+
+def renumbered_floats(X: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """X (N, d) with its pixels in `order` (d,): a copy, made in chunks."""
+    renumbered = prefaulted_empty(X.shape, X.dtype)
+    for start in range(0, len(X), CHUNK):
+        np.take(X[start:start + CHUNK], order, axis=1, out=renumbered[start:start + CHUNK])
+    return renumbered
 
 
 class RenumberedPixels:
-    """The training inputs X (N, d) with their pixels renumbered, most often non-zero first."""
+    """The training inputs X (N, d) with their pixels renumbered, most often non-zero first: as bytes when
+    X holds 8-bit images scaled to [0, 1] (read back exactly, see byte_codes), else as a float copy."""
 
     def __init__(self, X: np.ndarray):
         self.order = pixel_order(X)  # (d,): new pixel i is old pixel order[i]
-        self.X = prefaulted_empty(X.shape, X.dtype)  # (N, d)
-        self.needed = np.empty(len(X), np.intp)  # (N,): example i needs the first needed[i] renumbered pixels
-        for start in range(0, len(X), CHUNK):  # in chunks: no temporaries as large as X, each chunk in cache
-            chunk = np.take(X[start:start + CHUNK], self.order, axis=1, out=self.X[start:start + CHUNK])
-            self.needed[start:start + CHUNK] = needed_pixels(chunk)
+        self.codes = renumbered_codes(X, self.order)  # (N, d) uint8, or None
+        self.X = renumbered_floats(X, self.order) if self.codes is None else None  # (N, d), or None
+        stored = self.X if self.codes is None else self.codes
+        self.needed = np.concatenate([needed_pixels(stored[start:start + CHUNK])  # (N,): example i needs
+                                      for start in range(0, len(X), CHUNK)] or [np.zeros(0, np.intp)])
         self.used, self.offered = 0, 0  # pixel values multiplied, and those a dense loop would have
+
+    def batch_inputs(self, batch: np.ndarray, ws: Workspace) -> np.ndarray:
+        """The examples `batch` (n,) as a contiguous (n, k) array of their first k renumbered pixels (the
+        values of X), k = prefix_length(batch), in the workspace's buffers."""
+        n, k = len(batch), self.prefix_length(batch)
+        prefix = ws.prefix_buffer(n, k)
+        if self.codes is not None:
+            rows = np.take(self.codes, batch, axis=0, out=ws.codes[:n], mode="clip")  # "clip": no extra copy
+            return decode(rows[:, :k], prefix)
+        rows = np.take(self.X, batch, axis=0, out=ws.X[:n], mode="clip")
+        prefix[...] = rows[:, :k]
+        return prefix
 
     def prefix_length(self, batch: np.ndarray) -> int:
         """k: how many renumbered pixels the examples `batch` (n,) need (at least 1, for a valid product)."""
         k = max(int(self.needed[batch].max()), 1)
         self.used += k * len(batch)
-        self.offered += self.X.shape[1] * len(batch)
+        self.offered += len(self.order) * len(batch)
         return k
 
     @property

@@ -16,7 +16,8 @@ class Workspace:
         c = params["W2"].shape[1]
         dtype = params["W1"].dtype  # float32 in training; float64 in the finite-difference tests
         self.X = np.empty((n, d), dtype)
-        self.X_prefix = np.empty(n * d, dtype)  # see first_pixels()
+        self.codes = np.empty((n, d), np.uint8)  # a batch's rows of pixels.py's byte codes
+        self.X_prefix = np.empty(n * d, dtype)  # see prefix_buffer()
         self.H = np.empty((n, h), dtype)
         self.relu_mask = np.empty((n, h), bool)
         self.Z2_columns = np.empty(c * n, dtype)  # see logits_buffer()
@@ -24,12 +25,9 @@ class Workspace:
         self.dZ1 = np.empty((n, h), dtype)
         self.grads = {name: np.empty_like(p) for name, p in params.items()}
 
-    def first_pixels(self, X: np.ndarray, k: int) -> np.ndarray:
-        """The first k columns of the batch X (n, d) as a contiguous (n, k) array, for BLAS."""
-        n = len(X)
-        prefix = self.X_prefix[:n * k].reshape(n, k)
-        prefix[...] = X[:, :k]
-        return prefix
+    def prefix_buffer(self, n: int, k: int) -> np.ndarray:
+        """A contiguous (n, k) buffer, k <= d, for a batch's first k pixels (pixels.py), as BLAS needs them."""
+        return self.X_prefix[:n * k].reshape(n, k)
 
     def logits_buffer(self, n: int) -> np.ndarray:
         """A buffer for the logits Z2 (n, c) of n <= self.X.shape[0] examples, column-major: softmax's

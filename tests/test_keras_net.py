@@ -16,7 +16,6 @@ import pytest
 import keras_backends
 import keras_net
 import my_net
-import pixels
 from optimizers import OptimizerSettings
 from read_mnist import one_hot
 
@@ -115,8 +114,8 @@ def test_paired_training_leaves_both_nets_with_the_same_weights(mnist_subset):
 
 
 def test_paired_training_skipping_zero_pixels_leaves_the_same_weights(mnist_subset, monkeypatch):
-    """my_net skips the pixels a batch has at zero in long fits of large layers (pixels.py); forced here."""
-    monkeypatch.setattr(pixels, "SAVED_PER_COPIED", 0)
+    """my_net skips the pixels a batch has at zero in fits long enough to pay (pixels.py); forced here."""
+    monkeypatch.setattr(my_net, "worth_renumbering", lambda *fit: True)
     difference, metrics, net = paired_weight_difference(mnist_subset)
     share = net.describe()["first_layer_share"]
     print(f"{keras_backends.current_backend()} skipping zero pixels ({share} of the first layer's work): "

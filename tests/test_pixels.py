@@ -7,20 +7,50 @@ import pytest
 
 import my_net
 import pixels
+from workspace import Workspace
 
 
 def test_no_batch_of_a_real_epoch_drops_a_non_zero_pixel(mnist):
     X = mnist[0]
     renumbered = pixels.RenumberedPixels(X)
-    np.testing.assert_array_equal(renumbered.X, X[:, renumbered.order])
+    assert renumbered.X is None, "MNIST's inputs are 8-bit values / 255: kept as bytes"
+    np.testing.assert_array_equal(pixels.decode(renumbered.codes, np.empty_like(X)), X[:, renumbered.order])
     order = np.random.default_rng(0).permutation(len(X))
     for start in range(0, len(X), 128):
         batch = order[start:start + 128]
         k = renumbered.prefix_length(batch)
-        assert not renumbered.X[batch, k:].any(), f"batch at {start} has a non-zero pixel beyond k = {k}"
-        assert renumbered.X[batch, k - 1].any(), f"batch at {start}: k = {k} is not the smallest prefix"
+        assert not renumbered.codes[batch, k:].any(), f"batch at {start} has a non-zero pixel beyond k = {k}"
+        assert renumbered.codes[batch, k - 1].any(), f"batch at {start}: k = {k} is not the smallest prefix"
     print(f"MNIST, batch 128: {renumbered.share_used:.3f} of the dense first-layer work")
     assert 0.6 < renumbered.share_used < 0.9  # measured 0.809
+
+
+def test_a_batch_reads_back_exactly_the_values_of_its_examples(mnist):
+    """Bytes where the inputs are 8-bit values / 255 (MNIST), a float copy where they are not (inputs scaled
+    otherwise, zeros kept): either way the batch is X's values bit for bit, in the renumbered order, cut at k."""
+    X = mnist[0][:4096]
+    rescaled = np.where(X > 0, X * np.float32(0.7) + np.float32(0.1), np.float32(0))
+    batch = np.random.default_rng(1).permutation(len(X))[:128]
+    for inputs, kept_as_bytes in ((X, True), (rescaled, False)):
+        renumbered = pixels.RenumberedPixels(inputs)
+        assert (renumbered.codes is not None) == kept_as_bytes
+        ws = Workspace(128, my_net.NeuralNetwork(784, 8).params)
+        batch_inputs = renumbered.batch_inputs(batch, ws)
+        k = batch_inputs.shape[1]
+        assert batch_inputs.flags.c_contiguous and k < 784
+        np.testing.assert_array_equal(batch_inputs.view(np.uint32),
+                                      inputs[batch][:, renumbered.order[:k]].view(np.uint32))
+
+
+def test_inputs_are_kept_as_bytes_only_when_they_read_back_exactly():
+    def as_bytes(X):
+        codes = np.empty(X.shape, np.uint8)
+        return codes if pixels.to_bytes(X, codes, np.empty_like(X)) else None
+
+    exact = np.arange(256, dtype=np.float32)[np.newaxis] / 255
+    np.testing.assert_array_equal(as_bytes(exact), np.arange(256)[np.newaxis])
+    for value in (0.5, -1 / 255, 256 / 255, np.nan, np.inf, np.nextafter(np.float32(1 / 255), 1, dtype=np.float32)):
+        assert as_bytes(np.array([[0.0, value]], np.float32)) is None, value
 
 
 def test_an_all_zero_batch_still_multiplies_one_pixel():
@@ -28,13 +58,15 @@ def test_an_all_zero_batch_still_multiplies_one_pixel():
     assert renumbered.prefix_length(np.arange(4)) == 1
 
 
-def test_renumbering_pays_on_mnist_for_large_layers_and_long_fits_only(mnist):
+def test_renumbering_pays_on_mnist_for_fits_long_enough_for_their_layer(mnist):
     X = mnist[0]
-    assert pixels.worth_renumbering(X, 300, 128, 20)
-    assert pixels.worth_renumbering(X, 256, 128, 20)
-    assert not pixels.worth_renumbering(X, 128, 128, 20)
-    assert not pixels.worth_renumbering(X, 30, 128, 20)
+    for hidden, shortest_fit_that_pays in ((30, 12), (128, 6), (300, 4)):  # ab.py measured ~13 and ~6
+        assert pixels.worth_renumbering(X, hidden, 128, shortest_fit_that_pays)
+        assert not pixels.worth_renumbering(X, hidden, 128, shortest_fit_that_pays - 2)
     assert not pixels.worth_renumbering(X, 300, 128, 1)
+    not_bytes = X * np.float32(0.7)  # the same zero pixels, a float copy: pays for large layers only
+    assert pixels.worth_renumbering(not_bytes, 300, 128, 20)
+    assert not pixels.worth_renumbering(not_bytes, 128, 128, 20)
 
 
 def test_data_with_few_zero_pixels_keeps_the_dense_loop(mnist):
@@ -48,7 +80,7 @@ def test_data_with_few_zero_pixels_keeps_the_dense_loop(mnist):
 
 
 def fit_weights(X, y, skip: bool, monkeypatch, epochs: int = 2) -> tuple[list[np.ndarray], dict, float | None]:
-    monkeypatch.setattr(pixels, "SAVED_PER_COPIED", 0)  # renumber whenever anything is saved
+    monkeypatch.setattr(my_net, "worth_renumbering", lambda *fit: True)  # a short fit: renumber anyway
     monkeypatch.setattr(my_net.NeuralNetwork, "skip_zero_pixels", skip)
     net = my_net.NeuralNetwork(784, 64, seed=3)
     history = net.fit(X, y, 128, epochs, rng=np.random.default_rng(3))
@@ -76,7 +108,7 @@ def test_a_fit_skipping_zero_pixels_equals_the_dense_fit_to_float32_rounding(mni
 def test_momentum_and_adam_keep_the_dense_loop(mnist, monkeypatch):
     from optimizers import OptimizerSettings
 
-    monkeypatch.setattr(pixels, "SAVED_PER_COPIED", 0)
+    monkeypatch.setattr(my_net, "worth_renumbering", lambda *fit: True)
     net = my_net.NeuralNetwork(784, 64, seed=3, optimizer=OptimizerSettings("adam"))
     net.fit(mnist[0][:2048], mnist[1][:2048], 128, 1)
     assert net.describe()["first_layer_share"] is None
