@@ -25,6 +25,10 @@ class Workspace:
         self.dZ1 = np.empty((n, h), dtype)
         self.grads = {name: np.empty_like(p) for name, p in params.items()}
 
+    def gather(self, X: np.ndarray, batch: np.ndarray) -> np.ndarray:
+        """The examples `batch` (n,) of X (N, d), gathered into the buffer (n, d)."""
+        return np.take(X, batch, axis=0, out=self.X[:len(batch)], mode="clip")  # "clip": no extra copy
+
     def prefix_buffer(self, n: int, k: int) -> np.ndarray:
         """A contiguous (n, k) buffer, k <= d, for a batch's first k pixels (pixels.py), as BLAS needs them."""
         return self.X_prefix[:n * k].reshape(n, k)

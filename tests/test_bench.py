@@ -65,3 +65,16 @@ def test_ab_refuses_an_unknown_revision_in_one_line():
     assert completed.returncode == 2
     assert completed.stderr.strip().splitlines()[-1].startswith("Error: --against no-such-revision:")
     assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.slow
+def test_bound_times_the_parts_of_a_step_inside_a_fit():
+    completed = subprocess.run([sys.executable, str(ROOT / "bench" / "bound.py"), "--hidden_sizes", "8,64",
+                                "--epochs", "2"], capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr
+    rows = [line.split() for line in completed.stdout.splitlines()[2:]]
+    assert [row[0] for row in rows] == ["8", "64"]
+    for _hidden, fit, steady, products, gflops, _, gathering, rest, renumbering, floor in (row[:10] for row in rows):
+        assert 0 < float(floor) < float(fit) and 0 < float(steady) < float(fit)
+        assert float(products) > 0 and float(gflops.strip("(")) > 1 and float(gathering) > 0 and float(rest) > 0
+        assert float(renumbering) == 0  # 2 epochs: renumbering would not pay, the dense loop gathers

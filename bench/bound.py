@@ -1,0 +1,125 @@
+"""Where my_net's training step spends its time, and the floor its two big products put under a fit.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bound.py --against results/benchmark.json
+
+Fits my_net as the tool does by default (plain SGD, batch 128, lr 0.1; 20 epochs unless --epochs) at each hidden size,
+timing inside the fit every call of the two big products, Z1 = X W1 and W1 -= lr X^T dZ1 (the my_net.gemm
+calls whose operand is the batch's inputs), and every batch's gathering (RenumberedPixels.batch_inputs, or
+Workspace.gather in the dense loop). Prints per step: the products and the GFLOPS they ran at, the gathering, and
+the rest (Python and the ~30 small NumPy operations of a step); and the floor under the fit that the
+products and the gathering set without the rest: steps x (products + gathering) + the renumbering, done once.
+With --against, the fastest Keras fit of that benchmark file (results/benchmark.json) and the fit time that
+twice its speed needs. Times drift on these shared machines: read the floor against a fit of the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import click
+import numpy as np
+from tabulate import tabulate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import my_net
+import read_mnist
+from pixels import RenumberedPixels
+from workspace import Workspace
+
+BATCH_SIZE, LR = 128, 0.1
+
+
+class StepClock:
+    """Seconds spent in the big products, in gathering, and in renumbering, accumulated over a fit."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.flops = 0.0
+        self.batch: np.ndarray | None = None  # the last gathered batch inputs, (n, k)
+
+    def timed(self, part: str, function, *args, **kwargs):
+        start = time.perf_counter()
+        result = function(*args, **kwargs)
+        self.seconds[part] += time.perf_counter() - start
+        return result
+
+    def gemm(self, original):
+        def gemm(A, B, out, alpha=1.0, beta=0.0):
+            if self.batch is not None and (A is self.batch or A.base is self.batch):  # X W1 or X^T dZ1
+                self.flops += 2.0 * A.shape[0] * A.shape[1] * B.shape[1]
+                return self.timed("products", original, A, B, out, alpha, beta)
+            return original(A, B, out, alpha, beta)
+        return gemm
+
+    def gather(self, original):
+        def gather(*args, **kwargs):
+            self.batch = self.timed("gathering", original, *args, **kwargs)
+            return self.batch
+        return gather
+
+
+def measured_fit(hidden: int, epochs: int, X: np.ndarray, y: np.ndarray) -> dict:
+    """One default fit of `epochs` at `hidden`, with its products, gathering and renumbering timed inside it."""
+    clock = StepClock()
+    saved = my_net.gemm, Workspace.gather, RenumberedPixels.batch_inputs, RenumberedPixels.__init__
+    my_net.gemm = clock.gemm(saved[0])
+    Workspace.gather = clock.gather(saved[1])
+    RenumberedPixels.batch_inputs = clock.gather(saved[2])
+    RenumberedPixels.__init__ = lambda self, X: clock.timed("renumbering", saved[3], self, X)
+    try:
+        net = my_net.NeuralNetwork(784, hidden, lr=LR, seed=0)
+        start = time.perf_counter()
+        history = net.fit(X, y, BATCH_SIZE, epochs)
+        fit = time.perf_counter() - start
+    finally:
+        my_net.gemm = saved[0]
+        Workspace.gather, RenumberedPixels.batch_inputs, RenumberedPixels.__init__ = saved[1:]
+    steps = epochs * -(-len(X) // BATCH_SIZE)
+    per_step = {part: clock.seconds[part] / steps for part in ("products", "gathering")}
+    floor = clock.seconds["renumbering"] + steps * sum(per_step.values())
+    rest = (fit - clock.seconds["renumbering"]) / steps - sum(per_step.values())
+    return {"hidden": hidden, "fit_s": fit, "steady_epoch_s": min(history["epoch_time_s"][1:]),
+            "products_us": per_step["products"] * 1e6, "products_gflops": clock.flops / clock.seconds["products"] / 1e9,
+            "gathering_us": per_step["gathering"] * 1e6, "rest_us": rest * 1e6,
+            "renumbering_s": clock.seconds["renumbering"], "floor_s": floor,
+            "first_layer_share": net.describe()["first_layer_share"]}
+
+
+def fastest_keras(path: str | None) -> dict[int, tuple[str, float]]:
+    """{hidden: (contender, fit seconds)} of the fastest Keras backend in a bench.py JSON file."""
+    if path is None:
+        return {}
+    summary = json.loads(Path(path).read_text())["summary"]
+    return {row["hidden"]: min(((name, fit) for name, fit in row["fit_s"].items() if name.startswith("keras_net")),
+                               key=lambda item: item[1]) for row in summary}
+
+
+@click.command()
+@click.option("--hidden_sizes", default="30,128,256,300", show_default=True, help="Comma-separated hidden sizes.")
+@click.option("--epochs", type=click.IntRange(min=2), default=20, show_default=True, help="Epochs per fit.")
+@click.option("--against", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A bench.py JSON file whose fastest Keras fits the floors are set against.")
+def main(hidden_sizes: str, epochs: int, against: str | None) -> None:
+    """Time the parts of my_net's step inside default fits, and the floor they set under the fit time."""
+    X, y, _, _ = read_mnist.load_data()
+    keras = fastest_keras(against)
+    rows = []
+    for hidden in (int(h) for h in hidden_sizes.split(",")):
+        row = measured_fit(hidden, epochs, X, y)
+        name, keras_fit = keras.get(hidden, ("", float("nan")))
+        rows.append([hidden, f"{row['fit_s']:.2f}", f"{row['steady_epoch_s']:.3f}",
+                     f"{row['products_us']:.0f} ({row['products_gflops']:.0f} GFLOPS)", f"{row['gathering_us']:.0f}",
+                     f"{row['rest_us']:.0f}", f"{row['renumbering_s']:.2f}", f"{row['floor_s']:.2f}",
+                     f"{name} {keras_fit:.2f}" if name else "", f"{keras_fit / 2:.2f}" if name else ""])
+    print(tabulate(rows, headers=["hidden", "fit (s)", "steady epoch (s)", "2 big products (us/step)",
+                                  "gathering (us/step)", "rest (us/step)", "renumbering (s)",
+                                  "floor: products + gathering (s)", "fastest Keras fit (s)", "2x faster needs (s)"]))
+
+
+if __name__ == "__main__":
+    main()
