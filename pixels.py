@@ -17,7 +17,9 @@ copy once per fit pays only when the fit is long enough (worth_renumbering). Dat
 from __future__ import annotations
 
 import mmap
+import os
 from collections.abc import Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
@@ -60,9 +62,14 @@ def batch_prefixes(needed: np.ndarray, batch_size: int) -> np.ndarray:
     return np.maximum.reduceat(needed, starts)
 
 
-def pixel_order(X: np.ndarray) -> np.ndarray:
-    """The pixels (d,) ordered by how many examples of X (N, d) have them non-zero, most first."""
-    return np.argsort(-(X != 0).sum(axis=0, dtype=np.intp), kind="stable")  # 2x count_nonzero's speed
+def pixel_order(X: np.ndarray, pool: Executor | None = None) -> np.ndarray:
+    """The pixels (d,) ordered by how many examples of X (N, d) have them non-zero, most first; counted in
+    chunks, on the pool's threads when given."""
+    def count(start: int) -> np.ndarray:
+        return (X[start:start + CHUNK] != 0).sum(axis=0, dtype=np.intp)  # 2x count_nonzero's speed
+
+    counts = sum((pool.map if pool else map)(count, range(0, len(X), CHUNK)), np.zeros(X.shape[1], np.intp))
+    return np.argsort(-counts, kind="stable")
 
 
 def worth_renumbering(X: np.ndarray, hidden_size: int, batch_size: int, number_epochs: int) -> bool:
@@ -98,41 +105,45 @@ def decode(codes: np.ndarray, out: np.ndarray) -> np.ndarray:
     return np.divide(codes, np.float32(BYTE_SCALE), out=out, dtype=np.float32)
 
 
-def renumbered_codes(X: np.ndarray, order: np.ndarray) -> np.ndarray | None:
-    """The bytes of X (N, d) float32 (to_bytes) with the pixels in `order` (d,), or None as soon as a chunk
-    of X is not bytes / 255 (or X is not float32)."""
+def renumbered_codes(X: np.ndarray, order: np.ndarray, pool: Executor) -> np.ndarray | None:
+    """The bytes of X (N, d) float32 (to_bytes) with the pixels in `order` (d,), or None when a chunk of X
+    is not bytes / 255 (or X is not float32). Chunks run on the pool's threads."""
     if X.dtype != np.float32:
         return None
     codes = prefaulted_empty(X.shape, np.uint8)
-    chunk_codes, scratch = np.empty((CHUNK, X.shape[1]), np.uint8), np.empty((CHUNK, X.shape[1]), np.float32)
-    for start in range(0, len(X), CHUNK):  # in chunks: no temporaries as large as X, each chunk in cache
-        chunk = X[start:start + CHUNK]
-        n = len(chunk)
-        if not to_bytes(chunk, chunk_codes[:n], scratch[:n]):
-            return None
-        np.take(chunk_codes[:n], order, axis=1, out=codes[start:start + n])  # bytes: 3x faster than floats
-    return codes
+
+    def renumber(start: int) -> bool:
+        chunk = X[start:start + CHUNK]  # in chunks: no temporaries as large as X, each chunk in cache
+        chunk_codes = np.empty(chunk.shape, np.uint8)
+        if not to_bytes(chunk, chunk_codes, np.empty_like(chunk)):
+            return False
+        np.take(chunk_codes, order, axis=1, out=codes[start:start + len(chunk)])  # bytes: 3x faster than floats
+        return True
+
+    return codes if all(pool.map(renumber, range(0, len(X), CHUNK))) else None
 
 
-def renumbered_floats(X: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """X (N, d) with its pixels in `order` (d,): a copy, made in chunks."""
+def renumbered_floats(X: np.ndarray, order: np.ndarray, pool: Executor) -> np.ndarray:
+    """X (N, d) with its pixels in `order` (d,): a copy, made in chunks on the pool's threads."""
     renumbered = prefaulted_empty(X.shape, X.dtype)
-    for start in range(0, len(X), CHUNK):
-        np.take(X[start:start + CHUNK], order, axis=1, out=renumbered[start:start + CHUNK])
+    list(pool.map(lambda start: np.take(X[start:start + CHUNK], order, axis=1, out=renumbered[start:start + CHUNK]),
+                  range(0, len(X), CHUNK)))
     return renumbered
 
 
 class RenumberedPixels:
     """The training inputs X (N, d) with their pixels renumbered, most often non-zero first: as bytes when
-    X holds 8-bit images scaled to [0, 1] (read back exactly, see byte_codes), else as a float copy."""
+    X holds 8-bit images scaled to [0, 1] (read back exactly, see to_bytes), else as a float copy."""
 
     def __init__(self, X: np.ndarray):
-        self.order = pixel_order(X)  # (d,): new pixel i is old pixel order[i]
-        self.codes = renumbered_codes(X, self.order)  # (N, d) uint8, or None
-        self.X = renumbered_floats(X, self.order) if self.codes is None else None  # (N, d), or None
-        stored = self.X if self.codes is None else self.codes
-        self.needed = np.concatenate([needed_pixels(stored[start:start + CHUNK])  # (N,): example i needs
-                                      for start in range(0, len(X), CHUNK)] or [np.zeros(0, np.intp)])
+        # NumPy lets go of the GIL in these loops, so chunks run on every core: 0.11 s instead of 0.15
+        with ThreadPoolExecutor(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1) as pool:
+            self.order = pixel_order(X, pool)  # (d,): new pixel i is old pixel order[i]
+            self.codes = renumbered_codes(X, self.order, pool)  # (N, d) uint8, or None
+            self.X = renumbered_floats(X, self.order, pool) if self.codes is None else None  # (N, d), or None
+            stored = self.X if self.codes is None else self.codes
+            chunks = pool.map(lambda start: needed_pixels(stored[start:start + CHUNK]), range(0, len(X), CHUNK))
+            self.needed = np.concatenate([np.zeros(0, np.intp), *chunks])  # (N,): example i needs needed[i] pixels
         self.used, self.offered = 0, 0  # pixel values multiplied, and those a dense loop would have
 
     def batch_inputs(self, batch: np.ndarray, ws: Workspace) -> np.ndarray:
