@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from machine import installed_versions
+from shutdown import signals_deferred
 from spec import PARAMETER_NAMES
 
 BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}  # Keras backend -> its package
@@ -49,7 +50,7 @@ def import_keras() -> Any:
     if _keras is None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("KERAS_BACKEND", DEFAULT_BACKEND)
-        with stderr_silenced():
+        with signals_deferred(), stderr_silenced():  # a signal meanwhile interrupts once Keras is whole
             import keras
 
             # Keras loads TensorFlow for its data pipeline on every backend when it is installed: here, quietly.
