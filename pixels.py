@@ -154,8 +154,7 @@ class RenumberedPixels:
         if self.codes is not None:
             rows = np.take(self.codes, batch, axis=0, out=ws.codes[:n], mode="clip")  # "clip": no extra copy
             return decode(rows[:, :k], prefix)
-        rows = np.take(self.X, batch, axis=0, out=ws.X[:n], mode="clip")
-        prefix[...] = rows[:, :k]
+        prefix[...] = ws.gather(self.X, batch)[:, :k]
         return prefix
 
     def prefix_length(self, batch: np.ndarray) -> int:

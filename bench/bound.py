@@ -44,6 +44,7 @@ class StepClock:
         self.seconds: dict[str, float] = defaultdict(float)
         self.flops = 0.0
         self.batch: np.ndarray | None = None  # the last gathered batch inputs, (n, k)
+        self.gathering = False  # inside a timed gather
 
     def timed(self, part: str, function, *args, **kwargs):
         start = time.perf_counter()
@@ -61,7 +62,13 @@ class StepClock:
 
     def gather(self, original):
         def gather(*args, **kwargs):
-            self.batch = self.timed("gathering", original, *args, **kwargs)
+            if self.gathering:  # RenumberedPixels.batch_inputs gathers its float copy with Workspace.gather
+                return original(*args, **kwargs)
+            self.gathering = True
+            try:
+                self.batch = self.timed("gathering", original, *args, **kwargs)
+            finally:
+                self.gathering = False
             return self.batch
         return gather
 
