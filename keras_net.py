@@ -1,183 +1,26 @@
-"""The Keras twin of my_net: the same network, loss, initialisation and optimiser, in Keras 3.
+"""The Keras twin of my_net (the original tool's module): the same network, loss, initialisation and
+optimiser in Keras 3, from mnist_compare/nets/keras_net.py, which this module re-exports.
 
-    Input(d) -> Dense(h, relu) -> Dense(c, softmax); categorical cross-entropy averaged over the batch;
-    Glorot-uniform kernels, zero biases; SGD(lr) without momentum unless asked.
-
-The only module that imports TensorFlow/Keras, and only when a Keras run is asked for (import_keras).
-KerasNet wraps the model in experiment's Net interface; with an order generator its fit feeds the very
-batches my_net sees, in the same order (paired mode).
+    Input(784) -> Dense(h, relu) -> Dense(10, softmax); categorical cross-entropy averaged over the batch;
+    Glorot-uniform kernels, zero biases; SGD(lr).
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-import sys
-import time
-from pathlib import Path
-from typing import Any
+from mnist_compare.nets.keras_net import KerasNet, build_model, load_mnist
+from mnist_compare.records.mnist import Dataset
+from mnist_compare.records.results import RunResult
+from mnist_compare.runs.runner import fit_and_test
 
-import numpy as np
-
-import experiment
-from keras_backends import backend_threads, backend_versions, import_keras
-from optimizers import DEFAULT_OPTIMIZER, OptimizerSettings
-from read_mnist import MnistDataError, Split, check_split, one_hot
-from results import EpochCallback, RunResult, TrainingDiverged
-from spec import EVAL_CHUNK, NUM_CLASSES, RunSpec
-
-JIT_COMPILE = {"auto": "auto", "true": True, "false": False}  # --jit_compile -> Keras' compile(jit_compile=...)
+__all__ = ["KerasNet", "build_model", "fit_and_test_net_on_MNIST", "load_mnist"]
 
 
-def make_optimizer(settings: OptimizerSettings, lr: float) -> Any:
-    """The Keras optimiser that optimizers.make_optimizer mirrors in NumPy."""
-    keras = import_keras()
-    if settings.name == "sgd":
-        return keras.optimizers.SGD(learning_rate=lr)
-    if settings.name == "momentum":
-        return keras.optimizers.SGD(learning_rate=lr, momentum=settings.momentum)
-    if settings.name == "adam":
-        return keras.optimizers.Adam(learning_rate=lr, beta_1=settings.beta_1, beta_2=settings.beta_2,
-                                     epsilon=settings.epsilon)
-    raise ValueError(f"unknown optimizer {settings.name!r}")
+def fit_and_test_net_on_MNIST(hidden_size: int = 30, batch_size: int = 128, num_epochs: int = 20, lr: float = 0.1,
+                              seed: int | None = None, data: Dataset | None = None, **options) -> RunResult:
+    """Train the Keras twin on MNIST (the bundled files when `data` is None) for num_epochs epochs and return
+    its RunResult: the original tool's entry point. `options` are runner.fit_and_test's."""
+    return fit_and_test(KerasNet, hidden_size, batch_size, num_epochs, lr, seed, data, **options)
 
 
-def build_model(hidden_size: int, lr: float, input_size: int = 784, output_size: int = NUM_CLASSES,
-                optimizer: OptimizerSettings = DEFAULT_OPTIMIZER, init: str = "glorot_uniform",
-                steps_per_execution: int = 1, jit_compile: str = "auto") -> Any:
-    """A compiled Sequential model: Dense(h, relu) -> Dense(c, softmax), `init` kernels, zero biases;
-    Keras' speed levers steps_per_execution and jit_compile ("auto", "true", "false") passed to compile."""
-    keras = import_keras()
-    model = keras.Sequential([
-        keras.Input((input_size,)),
-        keras.layers.Dense(hidden_size, activation="relu", kernel_initializer=init, bias_initializer="zeros"),
-        keras.layers.Dense(output_size, activation="softmax", kernel_initializer=init, bias_initializer="zeros"),
-    ])
-    model.compile(optimizer=make_optimizer(optimizer, lr), loss="categorical_crossentropy", metrics=["accuracy"],
-                  steps_per_execution=steps_per_execution, jit_compile=JIT_COMPILE[jit_compile])
-    return model
-
-
-def epoch_callback(on_epoch_end: EpochCallback | None) -> Any:
-    """A Keras callback that times each epoch, passes its logs under my_net's names (loss, accuracy,
-    epoch_time_s) to on_epoch_end, and stops training on a non-finite loss or weight."""
-    keras = import_keras()
-
-    class EpochWatcher(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.diverged_epoch: int | None = None
-
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self.started = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            logs = {"loss": float((logs or {}).get("loss", math.nan)),
-                    "accuracy": float((logs or {}).get("accuracy", math.nan)),
-                    "epoch_time_s": time.perf_counter() - self.started}
-            if not math.isfinite(logs["loss"]) or not experiment.weights_are_finite(self.model):
-                self.diverged_epoch = epoch + 1
-                self.model.stop_training = True
-            elif on_epoch_end is not None:
-                on_epoch_end(epoch, logs)
-
-    return EpochWatcher()
-
-
-def fit_epochs(model: Any, X: np.ndarray, Y: np.ndarray, batch_size: int, number_epochs: int,
-               rng: np.random.Generator | None, callbacks: list) -> None:
-    """Keras' own fit (shuffle=True), or with `rng` the paired order: every epoch the permutation
-    rng draws, exactly as my_net.fit draws it."""
-    options = {"batch_size": batch_size, "verbose": 0, "callbacks": callbacks}
-    if rng is None:
-        model.fit(X, Y, epochs=number_epochs, shuffle=True, **options)
-        return
-    for epoch in range(number_epochs):
-        order = rng.permutation(len(X))
-        model.fit(X[order], Y[order], epochs=epoch + 1, initial_epoch=epoch, shuffle=False, **options)
-        if model.stop_training:
-            return
-
-
-class KerasNet:
-    """The Keras twin behind experiment's Net interface: model.fit for epochs, model.evaluate for metrics.
-
-    Runs on the backend this process loaded (keras_backends.current_backend); `keras_backend` names it
-    when it was asked for, and a run on another backend belongs in a worker process (worker.py).
-    """
-
-    name = "keras_net"
-
-    def __init__(self, input_size: int = 784, hidden_size: int = 30, output_size: int = NUM_CLASSES,
-                 lr: float = 0.1, seed: int | None = None, optimizer: OptimizerSettings = DEFAULT_OPTIMIZER,
-                 init: str = "glorot_uniform", keras_backend: str | None = None, steps_per_execution: int = 1,
-                 jit_compile: str = "auto"):
-        keras = import_keras()
-        if keras_backend is not None and keras_backend != keras.backend.backend():
-            raise RuntimeError(f"Keras runs on {keras.backend.backend()} in this process, not {keras_backend}")
-        if seed is not None:
-            keras.utils.set_random_seed(seed)
-        self.model = build_model(hidden_size, lr, input_size, output_size, optimizer, init, steps_per_execution,
-                                 jit_compile)
-        self.steps_per_execution = steps_per_execution
-
-    @staticmethod
-    def name_for(spec: RunSpec) -> str:
-        """keras_net, or keras_net[jax] when a backend was asked for (--keras_backend)."""
-        return "keras_net" if spec.keras_backend is None else f"keras_net[{spec.keras_backend}]"
-
-    def describe(self) -> dict[str, Any]:
-        """What a reader needs to know which Keras was measured: backend, versions, effective settings."""
-        backend = import_keras().backend.backend()
-        return {"keras_backend": backend, "versions": backend_versions(backend), "threads": backend_threads(backend),
-                "jit_compile": self.model.jit_compile, "steps_per_execution": self.steps_per_execution}
-
-    def train_on_batch(self, X: np.ndarray, y: np.ndarray) -> float:
-        loss, _accuracy = self.model.train_on_batch(X, one_hot(y))
-        return float(loss)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """(n, c) softmax probabilities for X (n, d)."""
-        return self.model.predict(X, batch_size=EVAL_CHUNK, verbose=0)
-
-    def get_weights(self) -> list[np.ndarray]:
-        return self.model.get_weights()
-
-    def set_weights(self, weights: list[np.ndarray]) -> None:
-        self.model.set_weights(weights)
-
-    def fit(self, X: np.ndarray, y: np.ndarray, batch_size: int, number_epochs: int,
-            rng: np.random.Generator | None = None, on_epoch_end: EpochCallback | None = None) -> None:
-        """model.fit over number_epochs (paired order when rng is given); TrainingDiverged on a non-finite
-        loss or weight."""
-        watcher = epoch_callback(on_epoch_end)
-        fit_epochs(self.model, X, one_hot(y), batch_size, number_epochs, rng, [watcher])
-        if watcher.diverged_epoch is not None:
-            raise TrainingDiverged(watcher.diverged_epoch)
-
-    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """(mean cross-entropy, accuracy in [0, 1]) of the model on X (n, d), y (n,) labels."""
-        loss, accuracy = self.model.evaluate(X, one_hot(y), batch_size=EVAL_CHUNK, verbose=0)
-        return float(loss), float(accuracy)
-
-
-def fit_and_test_net_on_MNIST(hidden_size: int = 30, batch_size: int = 128, number_epochs: int = 20,
-                              lr: float = 0.1, seed: int | None = None, data: tuple | None = None,
-                              **options) -> RunResult:
-    """Train the Keras twin on MNIST (the bundled files when `data` is None) and return its RunResult: the
-    original tool's entry point, now experiment.fit_and_test (which takes the keyword options)."""
-    return experiment.fit_and_test(KerasNet, hidden_size, batch_size, number_epochs, lr, seed, data, **options)
-
-
-def load_mnist() -> tuple[Split, Split]:
-    """The original data source: `keras.datasets.mnist.load_data()`, the shapes and dtypes of
-    read_mnist.get_MNIST. Needs the internet or the Keras cache (~/.keras/datasets/mnist.npz); failures
-    raise MnistDataError."""
-    try:
-        with contextlib.redirect_stdout(sys.stderr):  # Keras prints "Downloading data from ..." to stdout
-            (x_train, y_train), (x_test, y_test) = import_keras().datasets.mnist.load_data()
-    except Exception as err:
-        message = " ".join(str(err).split()) or type(err).__name__
-        raise MnistDataError(f"keras.datasets.mnist: cannot load MNIST ({message})") from None
-    source = Path("~/.keras/datasets/mnist.npz")
-    return check_split(x_train, y_train, source, source), check_split(x_test, y_test, source, source)
+if __name__ == "__main__":
+    print(fit_and_test_net_on_MNIST(128, 128, 1, 0.1, seed=0))

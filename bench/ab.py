@@ -1,6 +1,6 @@
 """A/B of my_net's fit: this checkout's my_net.py against my_net.py at a git revision.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/ab.py --against HEAD~1 --epochs 20
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.ab --against HEAD~1 --epochs 20
 
 Both versions fit in one process from the same initial weights on the same permutations, whole fits taking
 turns (which goes first alternates), so a drift in the machine's speed, up to 2x within minutes on these
@@ -31,34 +31,39 @@ import click
 import numpy as np
 from tabulate import tabulate
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import my_net
-import read_mnist
+from mnist_compare.nets import my_net
+from mnist_compare.records import mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH_SIZE, LR = 128, 0.1
 
 
 def my_net_at(revision: str) -> ModuleType:
-    """my_net as it was at `revision`, with the project modules of that revision it imports; this
+    """my_net as it was at `revision`, with the project modules of that revision it imports: the package's
+    (mnist_compare.nets.my_net) or, before the package, the flat layout's (my_net.py at the root). This
     checkout's modules are put back in sys.modules afterwards."""
     archive = subprocess.run(["git", "archive", "--format=tar", revision], cwd=ROOT, capture_output=True)
     if archive.returncode != 0:
         message = archive.stderr.decode(errors="replace").strip().splitlines()[-1]
         raise click.UsageError(f"--against {revision}: {message}")
     with tempfile.TemporaryDirectory() as directory, tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(directory, members=[m for m in tar.getmembers() if m.name.endswith(".py") and "/" not in m.name],
-                       filter="data")
-        project = {path.stem for path in Path(directory).glob("*.py")}
-        saved = {name: sys.modules.pop(name) for name in project if name in sys.modules}
+        packaged = any(m.name.startswith("mnist_compare/") for m in tar.getmembers())
+        wanted = [m for m in tar.getmembers() if m.name.endswith(".py")
+                  and (m.name.startswith("mnist_compare/") if packaged else "/" not in m.name)]
+        tar.extractall(directory, members=wanted, filter="data")
+        def owned(name: str) -> bool:  # the modules the old version brings, which must not mix with ours
+            return name.split(".")[0] == "mnist_compare" if packaged else name in flat
+        flat = {path.stem for path in Path(directory).glob("*.py")}
+        saved = {name: module for name, module in sys.modules.items() if owned(name)}
+        for name in saved:
+            del sys.modules[name]
         sys.path.insert(0, directory)
         try:
-            return importlib.import_module("my_net")
+            return importlib.import_module("mnist_compare.nets.my_net" if packaged else "my_net")
         finally:
             sys.path.remove(directory)
-            for name in project:
-                sys.modules.pop(name, None)
+            for name in [name for name in sys.modules if owned(name)]:
+                del sys.modules[name]
             sys.modules.update(saved)
 
 
@@ -100,7 +105,7 @@ def main(against: str, hidden_sizes: str, epochs: int, rounds: int) -> None:
     """Time my_net's fits at a git revision against this checkout's, taking turns, in one process."""
     sizes = [int(h) for h in hidden_sizes.split(",")]
     versions = {against: my_net_at(against), "checkout": my_net}
-    X, y, _, _ = read_mnist.load_data()
+    X, y, _, _ = mnist.load_data()
     labels = my_net.labels_of(y)
     rows = []
     for hidden in sizes:

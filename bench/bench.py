@@ -1,6 +1,6 @@
 """Benchmark: my_net against every peer, side by side in one run, on the CPU's own BLAS kernels.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench.py --repeats 3 --load \
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.bench --repeats 3 --load \
         --output results/benchmark.json --markdown results/benchmark.md
 
 First the fp32 GEMM roofline (NumPy's and scipy's BLAS, best of 7 2048^3 products) with the kernel and
@@ -16,29 +16,22 @@ threads following the load) and with one BLAS thread. Each fit runs in its own p
 from __future__ import annotations
 
 import json
-import os
+import shlex
 import subprocess
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import click
 import numpy as np
 from tabulate import tabulate
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import keras_backends
-import keras_net
-import machine
-import my_net
-import read_mnist
-import report
-from results import atomic_write
-from spec import RunSpec
-from worker import DataSource, train_in_worker
+from mnist_compare.nets import keras_backends, keras_net, my_net
+from mnist_compare.output import report
+from mnist_compare.records import machine, mnist
+from mnist_compare.records.results import atomic_write
+from mnist_compare.records.spec import RunSpec
+from mnist_compare.runs.worker import DataSource, train_in_worker
 
 GEMM_SIZE = 2048
 LOAD_SECONDS = 1800  # the busy helper stops by itself after this, whatever happens to the benchmark
@@ -67,7 +60,7 @@ def contenders() -> dict[str, RunSpec]:
     for backend in keras_backends.installed_backends():
         found[f"keras_net[{backend}]"] = RunSpec(keras_net.KerasNet, keras_backend=backend)
     if "torch" in keras_backends.installed_backends():
-        from torch_reference import TorchEagerNet
+        from bench.torch_reference import TorchEagerNet
 
         found["pytorch_eager"] = RunSpec(TorchEagerNet)
     return found
@@ -193,9 +186,7 @@ def main(hidden_sizes: str, epochs: int, repeats: int, load: bool, output: str |
     if pinned:
         click.echo(f"Warning: {pinned}", err=True)
     sizes = [int(h) for h in hidden_sizes.split(",")]
-    examples = len(read_mnist.load_data()[0])
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent),
-                                                             os.environ.get("PYTHONPATH")]))  # torch_reference
+    examples = len(mnist.load_data()[0])
     gemm_rates, blas = gemm_gflops(), machine.blas_libraries()
     runs = []
     for repeat in range(repeats):
@@ -218,8 +209,9 @@ def main(hidden_sizes: str, epochs: int, repeats: int, load: bool, output: str |
             f.write("\n")
     if markdown:
         with atomic_write(markdown) as f:
-            f.write(f"# Benchmark\n\nCommand: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python "
-                    f"{' '.join(sys.argv)}`  \nDate: {meta['date']}; CPU: {meta['cpu']} ({meta['cpu_count']} cores); "
+            f.write(f"# Benchmark\n\nCommand: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
+                    f"python -m bench.bench {shlex.join(sys.argv[1:])}`  \n"
+                    f"Date: {meta['date']}; CPU: {meta['cpu']} ({meta['cpu_count']} cores); "
                     f"numpy {meta['libraries']['numpy']}, tensorflow {meta['libraries']['tensorflow']}, keras "
                     f"{meta['libraries']['keras']}, jax {meta['libraries']['jax']}, torch {meta['libraries']['torch']}"
                     f"\n\n{text}\n")

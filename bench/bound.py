@@ -1,6 +1,6 @@
 """Where my_net's training step spends its time, and the floor its two big products put under a fit.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bound.py --against results/benchmark.json
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.bound --against results/benchmark.json
 
 Fits my_net as the tool does by default (plain SGD, batch 128, lr 0.1; 20 epochs unless --epochs) at each hidden size,
 timing inside the fit every call of the two big products, Z1 = X W1 and W1 -= lr X^T dZ1 (the my_net.gemm
@@ -18,7 +18,6 @@ minutes.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -27,12 +26,10 @@ import click
 import numpy as np
 from tabulate import tabulate
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import my_net
-import read_mnist
-from pixels import RenumberedPixels
-from workspace import Workspace
+from mnist_compare.nets import my_net
+from mnist_compare.nets.pixels import RenumberedPixels
+from mnist_compare.nets.workspace import Workspace
+from mnist_compare.records import mnist
 
 BATCH_SIZE, LR = 128, 0.1
 
@@ -115,7 +112,7 @@ def ratios(path: str | None) -> dict[int, tuple[str, float]]:
               help="A bench.py JSON file whose fastest Keras fits the floors are set against.")
 def main(hidden_sizes: str, epochs: int, against: str | None) -> None:
     """Time the parts of my_net's step inside default fits, and the floor they set under the fit time."""
-    X, y, _, _ = read_mnist.load_data()
+    X, y, _, _ = mnist.load_data()
     keras = ratios(against)
     rows = []
     for hidden in (int(h) for h in hidden_sizes.split(",")):

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from results import TrainingDiverged
+from mnist_compare.records.results import TrainingDiverged
 
 
 class TorchEagerNet:

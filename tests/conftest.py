@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import main
-import read_mnist
+from mnist_compare.cli import main
+from mnist_compare.records import mnist as read_mnist
 
 
 @pytest.fixture(scope="session")

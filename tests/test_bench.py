@@ -1,4 +1,4 @@
-"""bench/bench.py: one small real run (both nets on full MNIST, one epoch) and the figures it derives."""
+"""bench.bench, bench.ab, bench.bound, run as modules: small real runs and the figures they derive."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_benchmark_writes_consistent_figures_for_every_contender(tmp_path):
     output, markdown = tmp_path / "bench.json", tmp_path / "bench.md"
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "bench.py"), "--hidden_sizes", "16", "--epochs", "2",
+        [sys.executable, "-m", "bench.bench", "--hidden_sizes", "16", "--epochs", "2",
          "--repeats", "1", "--load", "--output", str(output), "--markdown", str(markdown)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=900)
+        capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert completed.returncode == 0, completed.stderr
     data = json.loads(output.read_text())
     assert data["gemm_gflops"]["roofline"] == max(data["gemm_gflops"]["numpy"], data["gemm_gflops"]["scipy"])
@@ -40,12 +40,12 @@ def test_benchmark_writes_consistent_figures_for_every_contender(tmp_path):
     threads = [r["net_info"]["blas_thread_steps"] for r in data["runs"] if r.get("under_load") == "one_thread"]
     assert threads == [{"1": 938}]  # 469 steps an epoch, all with one thread (JSON keys are strings)
     text = markdown.read_text()
-    assert "bench.py --hidden_sizes 16" in text and "| 16 " in text and "Under one busy core" in text
+    assert "python -m bench.bench --hidden_sizes 16" in text and "| 16 " in text and "Under one busy core" in text
 
 
 def run_ab(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "bench" / "ab.py"), *args],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "-m", "bench.ab", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
 
 
 @pytest.mark.slow
@@ -69,8 +69,8 @@ def test_ab_refuses_an_unknown_revision_in_one_line():
 
 @pytest.mark.slow
 def test_bound_times_the_parts_of_a_step_inside_a_fit():
-    completed = subprocess.run([sys.executable, str(ROOT / "bench" / "bound.py"), "--hidden_sizes", "8,64",
-                                "--epochs", "2"], capture_output=True, text=True, timeout=600)
+    completed = subprocess.run([sys.executable, "-m", "bench.bound", "--hidden_sizes", "8,64", "--epochs", "2"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr
     rows = [line.split() for line in completed.stdout.splitlines()[2:]]
     assert [row[0] for row in rows] == ["8", "64"]

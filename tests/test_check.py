@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-import check
-import keras_net
-import user_net
-from spec import RunSpec
+from mnist_compare.nets import check, keras_net, user_net
+from mnist_compare.records.spec import RunSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "student_net.py"
@@ -81,7 +79,8 @@ def test_my_net_passes_every_check_through_the_cli(tmp_path):
     assert result.exit_code == 0, result.stdout
     checks = json.loads(path.read_text())["checks"]
     assert [c["name"] for c in checks] == ALL_CHECKS and {c["status"] for c in checks} == {"PASS"}
-    assert set(checks[0]) == {"name", "status", "measured", "tolerance", "diagnosis"}
+    assert set(checks[0]) == {"name", "status", "measured", "tolerance", "diagnosis", "settings"}
+    assert all(c["settings"]["hidden_size"] == 32 and c["settings"]["optimizer"] == "sgd" for c in checks)
     assert "| trajectory " in result.stdout
 
 

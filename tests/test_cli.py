@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli, write_dataset
 
-import main
+from mnist_compare import __version__
+from mnist_compare.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--net_type", "my", "--hidden_size", "16", "--number_epochs", "1", "--seed", "0"]
@@ -145,7 +146,7 @@ def test_help_documents_every_option_and_version_prints():
     for param in main.main.params:
         assert param.opts[0] in help_text
     assert "[default: 0.1]" in help_text and "[default: 128]" in help_text
-    assert main.__version__ in run_cli("--version").stdout
+    assert __version__ in run_cli("--version").stdout
 
 
 def test_data_errors_exit_4_with_one_line(tmp_path):
@@ -222,6 +223,7 @@ def test_verbose_run_prints_an_epoch_summary_line():
 
 
 def test_main_runs_as_a_script_and_as_python_dash_m():
-    for command in ([sys.executable, "main.py", "--version"], [sys.executable, "-m", "main", "--version"]):
+    for command in ([sys.executable, "main.py", "--version"], [sys.executable, "-m", "main", "--version"],
+                    [sys.executable, "-m", "mnist_compare", "--version"]):
         out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ}, timeout=60)
-        assert out.returncode == 0 and main.__version__ in out.stdout
+        assert out.returncode == 0 and __version__ in out.stdout

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import cluster
+from mnist_compare.runs import cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 # --paired: Keras takes the tool's batch order and initial weights, as my_net does. Unpaired, Keras' own shuffle
@@ -24,31 +24,40 @@ SWEEP = ["--blas_threads", "all", "--hidden_size", "16,32", "--lr", "0.1,0.05", 
          "--paired", "--number_epochs", "1", "--seed", "0", "--quiet"]
 
 
-def dask_command(*args: str, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_" + args[0], *args[1:]], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+def without_pythonpath() -> dict[str, str]:
+    return {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
 
 
-@pytest.fixture(scope="module")
-def scheduler(tmp_path_factory):
-    """tcp://127.0.0.1:PORT of a scheduler with two single-threaded workers; every process stopped after."""
+def dask_command(*args: str, log: Path, env: dict[str, str]) -> subprocess.Popen:
+    """A Dask scheduler or worker started as on any cluster: in its own directory (the log's, a temporary one),
+    loading mnist_compare as the installed package."""
+    return subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_" + args[0], *args[1:]], cwd=log.parent,
+                            env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def start_cluster(directory: Path, workers: int, worker_env: dict[str, str]) -> tuple[str, list[subprocess.Popen]]:
+    """A scheduler on loopback and `workers` single-threaded workers, all in `directory` with no PYTHONPATH
+    (the workers with worker_env); returns the scheduler's address and the processes, once the workers are in."""
     from distributed import Client
 
-    directory = tmp_path_factory.mktemp("dask")
     address_file = directory / "scheduler.json"
     processes = [dask_command("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                              "--scheduler-file", str(address_file), log=directory / "scheduler.log")]
+                              "--scheduler-file", str(address_file), log=directory / "scheduler.log",
+                              env=without_pythonpath())]
     deadline = time.monotonic() + 60
     while not address_file.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     address = json.loads(address_file.read_text())["address"]
     processes += [dask_command("worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
-                               "--local-directory", str(directory / f"w{i}"), log=directory / f"worker{i}.log")
-                  for i in range(2)]
+                               "--local-directory", str(directory / f"w{i}"), log=directory / f"worker{i}.log",
+                               env=worker_env)
+                  for i in range(workers)]
     with Client(address, timeout=30) as client:
-        client.wait_for_workers(2, timeout=60)
-    yield address
+        client.wait_for_workers(workers, timeout=60)
+    return address, processes
+
+
+def stop_cluster(processes: list[subprocess.Popen]) -> None:
     for process in processes:
         os.killpg(process.pid, signal.SIGTERM)
     for process in processes:
@@ -58,6 +67,14 @@ def scheduler(tmp_path_factory):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     assert all(process.poll() is not None for process in processes)
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory):
+    """tcp://127.0.0.1:PORT of a scheduler with two single-threaded workers; every process stopped after."""
+    address, processes = start_cluster(tmp_path_factory.mktemp("dask"), 2, without_pythonpath())
+    yield address
+    stop_cluster(processes)
 
 
 def main_py(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -168,3 +185,19 @@ def test_several_workers_on_one_host_are_reported():
     workers = {"a": {"host": "h1", "nthreads": 1}, "b": {"host": "h1", "nthreads": 1}, "c": {"host": "h2",
                                                                                            "nthreads": 1}}
     assert cluster.crowded_hosts(workers) == ["h1"]
+
+
+def test_a_worker_without_the_package_is_refused_in_one_line_before_any_job(tmp_path):
+    # The worker's Python cannot import mnist_compare (sitecustomize blocks it, in the nanny and the worker):
+    # a machine of the cluster where the package was never installed.
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text("import sys\nsys.modules['mnist_compare'] = None\n")
+    address, processes = start_cluster(tmp_path, 1, {**without_pythonpath(), "PYTHONPATH": str(tmp_path / "site")})
+    try:
+        out = main_py("--hidden_size", "16", "--number_epochs", "1", "--scheduler", address, timeout=120)
+    finally:
+        stop_cluster(processes)
+    assert out.returncode == 2 and out.stdout == "", out.stderr
+    (line,) = [line for line in out.stderr.splitlines() if line.startswith("Error")]
+    assert "has no mnist_compare" in line and "pip install 'mnist-compare[dask]==" in line, out.stderr
+    assert "Traceback" not in out.stderr

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-import my_net
-import verdict
-from optimizers import Adam, OptimizerSettings, init_kernel
+from mnist_compare.nets import my_net
+from mnist_compare.output import verdict
+from mnist_compare.records.optimizers import Adam, OptimizerSettings, init_kernel
+from mnist_compare.runs import runner
 
 QUICK = ["--hidden_size", "16", "--number_epochs", "1", "--seed", "3", "--quiet"]
 
@@ -61,7 +62,8 @@ def test_plot_writes_a_png_of_the_expected_size(tmp_path):
 
 
 def test_eval_every_epoch_records_test_metrics_per_epoch(mnist_subset):
-    result = my_net.fit_and_test_net_on_MNIST(16, 128, 2, 0.1, seed=0, data=mnist_subset, eval_every_epoch=True)
+    result = runner.fit_and_test(my_net.NeuralNetwork, 16, 128, 2, 0.1, seed=0, data=mnist_subset,
+                                 eval_every_epoch=True)
     assert len(result.history["test_accuracy"]) == 2
     assert result.history["test_accuracy"][-1] == pytest.approx(result.test_accuracy)
 

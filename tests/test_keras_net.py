@@ -13,11 +13,10 @@ import sys
 import numpy as np
 import pytest
 
-import keras_backends
-import keras_net
-import my_net
-from optimizers import OptimizerSettings
-from read_mnist import one_hot
+from mnist_compare.nets import keras_backends, keras_net, my_net
+from mnist_compare.records.mnist import one_hot
+from mnist_compare.records.optimizers import OptimizerSettings
+from mnist_compare.runs import runner
 
 HIDDEN, BATCH, EPOCHS, SEED = 64, 128, 2, 4
 
@@ -151,8 +150,8 @@ def test_paired_tolerance_catches_a_changed_net(mnist_subset, variant):
 
 def test_paired_results_of_the_two_modules_agree(mnist_subset):
     options = {"seed": SEED, "data": mnist_subset, "paired": True}
-    mine = my_net.fit_and_test_net_on_MNIST(HIDDEN, BATCH, EPOCHS, 0.1, **options)
-    theirs = keras_net.fit_and_test_net_on_MNIST(HIDDEN, BATCH, EPOCHS, 0.1, **options)
+    mine = runner.fit_and_test(my_net.NeuralNetwork, HIDDEN, BATCH, EPOCHS, 0.1, **options)
+    theirs = runner.fit_and_test(keras_net.KerasNet, HIDDEN, BATCH, EPOCHS, 0.1, **options)
     for field in ("test_loss", "test_accuracy", "train_loss", "train_accuracy"):
         assert getattr(mine, field) == pytest.approx(getattr(theirs, field), abs=METRIC_TOLERANCE), field
     np.testing.assert_allclose(mine.history["loss"], theirs.history["loss"], rtol=1e-5)
@@ -163,7 +162,7 @@ def test_paired_results_of_the_two_modules_agree(mnist_subset):
 def test_a_huge_learning_rate_is_reported_as_divergence(mnist_subset):
     # 1e20: at lr 1e10 TensorFlow's loss goes NaN, but on JAX and PyTorch Keras' clipped cross-entropy stays
     # finite (13.0 and 13.6) with weights near 1e10, a useless net that is not, by definition, diverged.
-    result = keras_net.fit_and_test_net_on_MNIST(32, 128, 3, 1e20, seed=0, data=mnist_subset)
+    result = runner.fit_and_test(keras_net.KerasNet, 32, 128, 3, 1e20, seed=0, data=mnist_subset)
     assert result.status == "diverged" and result.diverged_epoch == 1
     assert math.isnan(result.test_accuracy)
 
@@ -179,7 +178,7 @@ def test_a_keras_run_prints_no_tensorflow_start_up_noise():
 
 @pytest.mark.slow
 def test_unpaired_nets_reach_95_percent_and_agree_within_a_point(mnist):
-    mine = my_net.fit_and_test_net_on_MNIST(128, 128, 5, 0.1, seed=1, data=mnist)
-    theirs = keras_net.fit_and_test_net_on_MNIST(128, 128, 5, 0.1, seed=2, data=mnist)
+    mine = runner.fit_and_test(my_net.NeuralNetwork, 128, 128, 5, 0.1, seed=1, data=mnist)
+    theirs = runner.fit_and_test(keras_net.KerasNet, 128, 128, 5, 0.1, seed=2, data=mnist)
     assert mine.test_accuracy >= 0.95 and theirs.test_accuracy >= 0.95
     assert abs(mine.test_accuracy - theirs.test_accuracy) <= 0.01

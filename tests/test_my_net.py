@@ -9,10 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-import my_net
-from my_net import NeuralNetwork
-from read_mnist import one_hot
-from results import TrainingDiverged
+from mnist_compare.nets import my_net
+from mnist_compare.nets.my_net import NeuralNetwork
+from mnist_compare.records.mnist import one_hot
+from mnist_compare.records.results import TrainingDiverged
+from mnist_compare.runs import runner
 
 
 def mean_cross_entropy_float64(params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray) -> float:
@@ -218,7 +219,7 @@ def test_my_net_module_never_imports_tensorflow():
 
 @pytest.mark.slow
 def test_hidden_128_reaches_95_percent_in_5_epochs_on_real_mnist(mnist):
-    result = my_net.fit_and_test_net_on_MNIST(128, 128, 5, 0.1, seed=0, data=mnist)
+    result = runner.fit_and_test(my_net.NeuralNetwork, 128, 128, 5, 0.1, seed=0, data=mnist)
     assert result.test_accuracy >= 0.95
     assert 0 < result.test_loss < 0.2 and result.train_accuracy >= 0.95
     assert len(result.history["loss"]) == 5

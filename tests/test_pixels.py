@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import my_net
-import pixels
-from workspace import Workspace
+from mnist_compare.nets import my_net, pixels
+from mnist_compare.nets.workspace import Workspace
 
 
 def test_no_batch_of_a_real_epoch_drops_a_non_zero_pixel(mnist):
@@ -106,7 +105,7 @@ def test_a_fit_skipping_zero_pixels_equals_the_dense_fit_to_float32_rounding(mni
 
 
 def test_momentum_and_adam_keep_the_dense_loop(mnist, monkeypatch):
-    from optimizers import OptimizerSettings
+    from mnist_compare.records.optimizers import OptimizerSettings
 
     monkeypatch.setattr(my_net, "worth_renumbering", lambda *fit: True)
     net = my_net.NeuralNetwork(784, 64, seed=3, optimizer=OptimizerSettings("adam"))

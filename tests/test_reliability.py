@@ -21,9 +21,8 @@ import numpy as np
 import pytest
 from conftest import run_cli, write_dataset, write_idx
 
-import read_mnist
-import results
-import shutdown
+from mnist_compare.records import mnist as read_mnist
+from mnist_compare.records import results, shutdown
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--net_type", "my", "--hidden_size", "16", "--number_epochs", "1", "--seed", "0"]
@@ -274,7 +273,7 @@ def test_json_of_a_diverged_run_is_strict_json_with_null(tmp_path):
 
 @pytest.mark.parametrize("verbose", [False, True])
 def test_an_internal_error_exits_70_with_one_line_naming_the_log(monkeypatch, verbose):
-    import report
+    from mnist_compare.output import report
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
@@ -321,7 +320,8 @@ def test_a_dumb_terminal_gets_no_cursor_escape_codes():
 
 def test_help_names_the_comma_list_options_values():
     help_text = " ".join(run_cli("--help").stdout.split())
-    assert "--hidden_size, --hidden-size N[,N...]" in help_text and "--lr X[,X...]" in help_text
+    assert "--hidden_size N[,N...]" in help_text and "--lr X[,X...]" in help_text
+    assert "Every option also takes dashes: --hidden-size, --number-epochs." in help_text
     assert "--batch_size, --batch-size N[,N...]" in help_text
 
 

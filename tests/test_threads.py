@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 from threadpoolctl import ThreadpoolController
 
-import blas
-import my_net
+from mnist_compare.nets import blas, my_net
 
 CORES = os.cpu_count() or 1
 needs_two_cores = pytest.mark.skipif(CORES < 2 or not os.path.exists("/proc/stat"),

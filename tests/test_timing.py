@@ -10,12 +10,11 @@ import statistics
 import pytest
 from conftest import run_cli
 
-import experiment
-import keras_net
-import my_net
-import verdict
-from results import RunResult
-from spec import RunSpec
+from mnist_compare.nets import keras_net, my_net
+from mnist_compare.output import verdict
+from mnist_compare.records.results import RunResult
+from mnist_compare.records.spec import RunSpec
+from mnist_compare.runs import runner
 
 
 def run(net: type, seed: int, time_s: float, epochs: list[float], accuracy: float = 0.97,
@@ -54,7 +53,7 @@ def test_one_run_each_has_no_uncertainty_and_says_so():
 
 def test_odd_repeats_train_the_nets_in_reverse_order():
     contenders = [RunSpec(my_net.NeuralNetwork, seed=7), RunSpec(keras_net.KerasNet, seed=7)]
-    specs = experiment.plan_runs(contenders, [16], [0.1], [128], 4)
+    specs = runner.plan_runs(contenders, [16], [0.1], [128], 4)
     assert [(s.net_name, s.seed) for s in specs] == [("my_net", 7), ("keras_net", 7), ("keras_net", 8),
                                                      ("my_net", 8), ("my_net", 9), ("keras_net", 9),
                                                      ("keras_net", 10), ("my_net", 10)]

@@ -9,22 +9,23 @@ figure they came from. Not for: training runs (experiment.py) or the command lin
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-import keras_backends
-from experiment import BatchLoop, Dataset
-from optimizers import initial_weights
-from read_mnist import one_hot
-from spec import NUM_CLASSES, PARAMETER_NAMES, RunSpec
-from user_net import REQUIRED_METHODS, weight_shapes
+from mnist_compare.nets import keras_backends
+from mnist_compare.nets.contract import BatchLoop, construct
+from mnist_compare.nets.user_net import REQUIRED_METHODS, weight_shapes
+from mnist_compare.records.mnist import Dataset, one_hot
+from mnist_compare.records.optimizers import TRUNCATED_NORMAL_STDDEV, initial_weights
+from mnist_compare.records.spec import NUM_CLASSES, PARAMETER_NAMES, RunSpec
 
 STEP_TOLERANCE = 1e-4  # relative, one step from identical weights: my_net measured 2e-7; a 1% lr slip is 1e-2
 GRADIENT_TOLERANCE = 1e-4  # relative, against the backend's autodiff: measured 2.4e-7 to 3.0e-7
 FINITE_DIFFERENCE_TOLERANCE = 1e-2  # relative, float32 central differences along directions: measured 1.4e-4 to 2.1e-3
 WEIGHT_TOLERANCE = 2e-6  # absolute, after the paired trajectory: measured 1.2e-7 (tests/test_keras_net.py)
 LOSS_TOLERANCE = 1e-5
+INIT_NAMES = {"glorot_uniform": "Glorot-uniform", "glorot_normal": "Glorot-normal", "he_normal": "He-normal"}
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Check:
     measured: str
     tolerance: str
     diagnosis: str = ""
+    settings: dict = field(default_factory=dict)  # what the check ran with: sizes, lr, optimiser, init, seed
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,17 +54,30 @@ def interface_check(spec: RunSpec, d: int) -> tuple[Check, object | None]:
     if missing:
         return verdict("interface", False, f"missing {', '.join(missing)}", "4 methods", "add the missing "
                        f"method{'s' * (len(missing) > 1)}: {', '.join(missing)}"), None
-    net = spec.net(d, spec.hidden_size, NUM_CLASSES, spec.lr, spec.seed)
+    net = construct(spec.net, spec, d, spec.seed)
     shapes = [tuple(np.shape(w)) for w in net.get_weights()]
     return verdict("interface", shapes == expected, f"shapes {shapes}", f"{expected}",
                    f"get_weights() must return [W1 {expected[0]}, b1 {expected[1]}, W2 {expected[2]}, "
                    f"b2 {expected[3]}], Keras' layout"), net
 
 
+def kernel_distribution(init: str, fan_in: int, fan_out: int) -> tuple[float, float, float]:
+    """(std, bound, relative standard error of a sample std times sqrt(size)) of Keras' `init` kernels:
+    glorot_uniform is U(-a, a), a = sqrt(6 / (fan_in + fan_out)); glorot_normal and he_normal are normals
+    truncated at 2 of their parameter s, whose std is 0.8796 s = sqrt(2 / (fan_in + fan_out)) or sqrt(2 / fan_in).
+    The standard error of a sample std is sqrt((kurtosis - 1) / 4n): 0.447 / sqrt(n) for a uniform, 0.584 / sqrt(n)
+    for a normal truncated at 2 s (scipy.stats moments)."""
+    if init == "glorot_uniform":
+        limit = math.sqrt(6 / (fan_in + fan_out))
+        return limit / math.sqrt(3), limit, 0.447
+    std = math.sqrt(2 / (fan_in + fan_out)) if init == "glorot_normal" else math.sqrt(2 / fan_in)
+    return std, 2 * std / TRUNCATED_NORMAL_STDDEV, 0.584
+
+
 def initialisation_check(spec: RunSpec, d: int) -> Check:
-    """Two seeds' initial weights against Glorot-uniform: bounds, mean and std within sampling error
-    (4 standard errors), zero biases, different draws for different seeds."""
-    nets = [spec.net(d, spec.hidden_size, NUM_CLASSES, spec.lr, seed) for seed in (0, 1)]
+    """Two seeds' initial weights against spec.init's distribution (Glorot-uniform by default): bounds, mean
+    and std within sampling error (4 standard errors), zero biases, different draws for different seeds."""
+    nets = [construct(spec.net, spec, d, seed) for seed in (0, 1)]
     problems, worst = [], 0.0
     for weights in (net.get_weights() for net in nets):
         for name, w in zip(PARAMETER_NAMES, weights, strict=True):
@@ -71,13 +86,13 @@ def initialisation_check(spec: RunSpec, d: int) -> Check:
                 if np.any(w):
                     problems.append(f"{name} is not zero (max |{name}| {np.abs(w).max():.3g})")
                 continue
-            limit = math.sqrt(6 / sum(w.shape))
-            std, error = limit / math.sqrt(3), 0.447 / math.sqrt(w.size)  # a uniform sample std's rel. error
+            std, limit, spread = kernel_distribution(spec.init, *w.shape)
+            error = spread / math.sqrt(w.size)  # the relative standard error of the sample std
             deviation = abs(w.std() / std - 1) / error
             worst = max(worst, deviation)
             if np.abs(w).max() > limit * (1 + 1e-6) or deviation > 4 or abs(w.mean()) > 4 * std / math.sqrt(w.size):
                 problems.append(f"{name}: std {w.std():.4f}, mean {w.mean():.2g}, max |{name}| {np.abs(w).max():.4f}; "
-                                f"Glorot-uniform has std {std:.4f}, mean 0, |{name}| <= {limit:.4f}")
+                                f"{INIT_NAMES[spec.init]} has std {std:.4f}, mean 0, |{name}| <= {limit:.4f}")
     if np.array_equal(nets[0].get_weights()[0], nets[1].get_weights()[0]):
         problems.append("seeds 0 and 1 give the same W1: draw from a generator seeded with `seed`")
     return verdict("initialisation", not problems, f"std within {worst:.1f} standard errors", "4 standard errors",
@@ -197,7 +212,8 @@ def trajectory_check(spec: RunSpec, net: object, twin: object, data: Dataset) ->
     """The paired run of the tests: identical initial weights and batch order, 2 epochs on 6,000 images with
     a short last batch; final weights within WEIGHT_TOLERANCE and final losses within LOSS_TOLERANCE."""
     X, y = data[0][:6000], data[1][:6000]
-    weights = initial_weights(np.random.default_rng(spec.seed), (X.shape[1], spec.hidden_size, NUM_CLASSES))
+    weights = initial_weights(np.random.default_rng(spec.seed), (X.shape[1], spec.hidden_size, NUM_CLASSES),
+                              spec.init)
     for model in (net, twin):
         model.set_weights([w.copy() for w in weights])
     with np.errstate(all="ignore"):
@@ -212,10 +228,18 @@ def trajectory_check(spec: RunSpec, net: object, twin: object, data: Dataset) ->
                    "above, or a step that depends on more than the batch (a random order of its own?)")
 
 
+def settings_of(spec: RunSpec) -> dict:
+    """What every check of a command ran with, recorded in each check's entry of the results file."""
+    settings = {key: value for key, value in spec.hyperparameters().items() if key != "number_epochs"}
+    return {**settings, "seed": spec.seed}
+
+
 def run_checks(spec: RunSpec, data: Dataset, twin_class: type) -> list[Check]:
-    """Every check of spec.net against twin_class (the Keras twin), in order; a check whose code raises
-    fails with the exception as its diagnosis, and the rest still run."""
-    d, batch = data[0].shape[1], spec.batch_size
+    """Every check of spec.net against twin_class (the Keras twin), in order, each with spec's settings (the
+    optimiser and initialiser included, for nets that take them); a check whose code raises fails with the
+    exception as its diagnosis, and the rest still run. Each check that steps builds its nets afresh, so
+    that an optimiser's state (momentum, Adam's moments and step count) starts from zero in each."""
+    d = data[0].shape[1]
     try:
         first, net = interface_check(spec, d)
     except Exception as err:
@@ -223,19 +247,32 @@ def run_checks(spec: RunSpec, data: Dataset, twin_class: type) -> list[Check]:
     later = ["initialisation", *["gradients"] * callable(getattr(spec.net, "gradients", None)), "single step",
              "short batch", "stability", "trajectory"]
     if net is None:
-        return [first, *(Check(name, "FAIL", "not run", "", "not run: the interface check failed") for name in later)]
-    twin = twin_class(d, spec.hidden_size, NUM_CLASSES, spec.lr, spec.seed)
+        checks = [first, *(Check(name, "FAIL", "not run", "", "not run: the interface check failed") for name in later)]
+    else:
+        checks = [first, *run_later_checks(later, spec, data, twin_class)]
+    for check in checks:
+        check.settings = settings_of(spec)
+    return checks
+
+
+def run_later_checks(names: list[str], spec: RunSpec, data: Dataset, twin_class: type) -> list[Check]:
+    """The checks after `interface`, each on fresh nets; an exception is that check's FAIL."""
+    d, batch = data[0].shape[1], spec.batch_size
     X, y = data[0][:batch], data[1][:batch]
     short = max(1, batch * 3 // 4)
-    weights = initial_weights(np.random.default_rng(spec.seed), (d, spec.hidden_size, NUM_CLASSES))
+    weights = initial_weights(np.random.default_rng(spec.seed), (d, spec.hidden_size, NUM_CLASSES), spec.init)
+
+    def pair() -> tuple[object, object]:
+        return construct(spec.net, spec, d, spec.seed), construct(twin_class, spec, d, spec.seed)
+
     runs = {"initialisation": lambda: initialisation_check(spec, d),
-            "gradients": lambda: gradients_check(net, twin, weights, X, y, batch),
-            "single step": lambda: step_check("single step", net, twin, weights, X, y, batch),
-            "short batch": lambda: step_check("short batch", net, twin, weights, X[:short], y[:short], batch),
-            "stability": lambda: stability_check(net, d, spec.hidden_size),
-            "trajectory": lambda: trajectory_check(spec, net, twin, data)}
-    checks = [first]
-    for name in later:
+            "gradients": lambda: gradients_check(*pair(), weights, X, y, batch),
+            "single step": lambda: step_check("single step", *pair(), weights, X, y, batch),
+            "short batch": lambda: step_check("short batch", *pair(), weights, X[:short], y[:short], batch),
+            "stability": lambda: stability_check(construct(spec.net, spec, d, spec.seed), d, spec.hidden_size),
+            "trajectory": lambda: trajectory_check(spec, *pair(), data)}
+    checks = []
+    for name in names:
         try:
             checks.append(runs[name]())
         except Exception as err:

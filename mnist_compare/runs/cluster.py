@@ -17,14 +17,17 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from machine import installed_versions
-from results import RunResult
-from spec import RunSpec
-from worker import DataSource, Dispatcher
+from mnist_compare import __version__
+from mnist_compare.records.machine import installed_versions
+from mnist_compare.records.results import RunResult
+from mnist_compare.records.spec import RunSpec
+from mnist_compare.runs.sources import DataSource
+from mnist_compare.runs.worker import Dispatcher
 
 ALLOWED_FAILURES = 3  # Dask's distributed.scheduler.allowed-failures: re-runs of a job whose worker died
 COMPARED_LIBRARIES = ("numpy", "scipy", "tensorflow", "keras")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+PACKAGE_PROBE = "__import__('mnist_compare').__version__"  # evaluated on each process of the cluster
 
 
 class ClusterError(RuntimeError):
@@ -93,12 +96,39 @@ def connect(address: str, timeout_s: float = 5) -> Any:
                            f"{' '.join(str(err).split())[:200]})") from None
 
 
+def package_versions(client: Any) -> dict[str, str | None]:
+    """"scheduler" and each worker's address -> the mnist_compare version it imports (None: it cannot).
+
+    The probe is the builtin eval of a constant expression: a builtin travels by name, so a process without
+    the package still answers, where a function of ours could not even be unpickled there."""
+    answers = client.run(eval, PACKAGE_PROBE, on_error="return")
+    try:
+        answers["scheduler"] = client.run_on_scheduler(eval, PACKAGE_PROBE)
+    except Exception:  # the scheduler cannot import the package
+        answers["scheduler"] = None
+    return {where: answer if isinstance(answer, str) else None for where, answer in answers.items()}
+
+
+def refuse_other_package_versions(versions: dict[str, str | None]) -> None:
+    """ClusterError, naming the fix, when the scheduler or a worker does not import this very version."""
+    wrong = {where: version for where, version in versions.items() if version != __version__}
+    if wrong:
+        where, version = next(iter(wrong.items()))
+        found = f"mnist_compare {version}" if version else "no mnist_compare"
+        place = "the scheduler" if where == "scheduler" else f"worker {where}"
+        raise ClusterError(f"{place} has {found} (here {__version__}; {len(wrong)} of {len(versions)} "
+                           f"processes differ): pip install 'mnist-compare[dask]=={__version__}' on every machine "
+                           "of the cluster, then restart its scheduler and workers")
+
+
 def usable_workers(client: Any, warn: Callable[[str], None]) -> list[str]:
     """The workers whose library versions match this process's; one warning line per refused worker and per
-    crowded host. ClusterError when none is left."""
+    crowded host. ClusterError when none is left, or when the scheduler or any worker does not import this
+    version of mnist_compare."""
     workers = client.scheduler_info(n_workers=-1)["workers"]
     if not workers:
         raise ClusterError("the Dask scheduler has no workers")
+    refuse_other_package_versions(package_versions(client))
     refused = mismatched(library_versions(), client.run(library_versions))
     for line in refused.values():
         warn(line)
@@ -115,7 +145,7 @@ def job_error(err: Exception) -> str:
     """`<Type>: <message>` of a failed job, with the fix when the scheduler or a worker cannot load our code."""
     message = f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
     if "deserializ" in message.lower():
-        message += " (start the scheduler and workers with PYTHONPATH set to this project's directory)"
+        message += f" (install mnist-compare[dask]=={__version__} on the scheduler's and every worker's machine)"
     return message
 
 

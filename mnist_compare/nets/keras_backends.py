@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from machine import installed_versions
-from shutdown import signals_deferred
-from spec import PARAMETER_NAMES
+from mnist_compare.records.machine import installed_versions, tensorflow_threads
+from mnist_compare.records.shutdown import signals_deferred
+from mnist_compare.records.spec import PARAMETER_NAMES
 
 BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}  # Keras backend -> its package
 DEFAULT_BACKEND = "tensorflow"
@@ -96,10 +96,9 @@ def backend_versions(name: str) -> dict[str, str | None]:
 def backend_threads(name: str) -> dict[str, Any]:
     """How many threads the backend computes with (0 in TensorFlow: its default, one per core)."""
     if name == "tensorflow":
-        import tensorflow as tf
+        import tensorflow  # noqa: F401  (machine reads the settings of a TensorFlow already imported)
 
-        return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+        return tensorflow_threads()
     if name == "torch":
         import torch
 

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from workspace import Workspace
+from mnist_compare.nets.workspace import Workspace
 
 BYTE_SCALE = 255  # 8-bit images scaled to [0, 1]: read_mnist's, and Keras' examples'
 CHUNK = 2048  # examples renumbered at a time

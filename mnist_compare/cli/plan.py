@@ -10,11 +10,10 @@ from dataclasses import replace
 
 import click
 
-import keras_net
-import my_net
-from keras_backends import backend_problem, current_backend
-from spec import RunSpec
-from user_net import shape_problem
+from mnist_compare.nets import keras_net, my_net
+from mnist_compare.nets.keras_backends import backend_problem, current_backend
+from mnist_compare.nets.user_net import shape_problem
+from mnist_compare.records.spec import RunSpec
 
 # --net_type my / keras -> the class; importing keras_net does not import TensorFlow: building a KerasNet does.
 BUILTIN_NETS = {"my": my_net.NeuralNetwork, "keras": keras_net.KerasNet}

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator
 
 import click
 
-import report
-from results import DIVERGED, ERROR, RunResult
-from verdict import timing_warnings
+from mnist_compare.output import report
+from mnist_compare.output.verdict import timing_warnings
+from mnist_compare.records.results import DIVERGED, ERROR, RunResult
 
 EXIT_BELOW_THRESHOLD, EXIT_USAGE, EXIT_DIVERGED, EXIT_DATA_ERROR, EXIT_OUTPUT_ERROR, EXIT_RUN_ERROR = 1, 2, 3, 4, 5, 6
 EXIT_CHECK_FAILED = 7  # --check: at least one check failed
@@ -86,7 +86,7 @@ def write_checks(checks: list, meta: dict, outputs: tuple[str, ...]) -> bool:
 
 def write_plot(results: list[RunResult], path: str, title: str) -> bool:
     """The learning curves (one PNG per setting of a sweep); False when writing failed."""
-    import plots
+    from mnist_compare.output import plots
 
     plot = lambda: plots.plot_each_setting(results, path, title, report.varying_settings(results))  # noqa: E731
     return attempted(path, plot, (OSError, UnicodeError, ValueError))  # matplotlib: some failures are ValueError

@@ -1,7 +1,7 @@
 """Train one run in a fresh Python process: Keras fixes its backend at import, so a run on a backend other
 than the one this process loaded (keras_net[jax] beside keras_net[tensorflow]) runs in a worker.
 
-    parent: train_in_worker(spec, source, on_epoch_end)  ->  python -m worker  (KERAS_BACKEND set)
+    parent: train_in_worker(spec, source, on_epoch_end)  ->  python -m mnist_compare.runs.worker  (KERAS_BACKEND set)
     worker: loads the data from the same source, runs experiment.train, and sends back pickled messages:
             ("epoch", epoch, logs) after each epoch, then ("result", RunResult) or ("error", text)
 
@@ -18,33 +18,17 @@ import signal
 import subprocess
 import sys
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import keras_backends
-from experiment import Dataset, train
-from results import EpochCallback, RunFailed, RunResult
-from spec import RunSpec
+from mnist_compare.nets import keras_backends
+from mnist_compare.records.mnist import Dataset
+from mnist_compare.records.results import EpochCallback, RunFailed, RunResult
+from mnist_compare.records.spec import RunSpec
+from mnist_compare.runs.runner import train
+from mnist_compare.runs.sources import DataSource
 
-ROOT = Path(__file__).resolve().parent
-
-
-@dataclass(frozen=True)
-class DataSource:
-    """Where a worker loads its data: the same files (or Keras' copy) as the parent."""
-
-    data_dir: str | None = None
-    keras: bool = False
-
-    def load(self) -> Dataset:
-        import read_mnist
-
-        if self.keras:
-            import keras_net
-
-            return read_mnist.load_data(splits=keras_net.load_mnist())
-        return read_mnist.load_data(self.data_dir)
+ROOT = Path(__file__).resolve().parents[2]  # the directory that holds the package: a clone or site-packages
 
 
 class WorkerFailed(RunFailed):
@@ -69,10 +53,10 @@ class Dispatcher:
 
 
 def train_in_worker(spec: RunSpec, source: DataSource, on_epoch_end: EpochCallback | None) -> RunResult:
-    """Run `spec` in `python -m worker` on spec.keras_backend; relay its epochs to on_epoch_end."""
+    """Run `spec` in `python -m mnist_compare.runs.worker` on spec.keras_backend; relay its epochs to on_epoch_end."""
     env = {**os.environ, "KERAS_BACKEND": spec.keras_backend or keras_backends.current_backend()}
-    process = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-m", "mnist_compare.runs.worker"], cwd=ROOT, env=env,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         pickle.dump((spec, source), process.stdin)
         process.stdin.close()

@@ -1,4 +1,4 @@
-"""Click callbacks that parse and check option values, so that bad input is refused before any work.
+"""Parsing and checking option values (Click callbacks), so that bad input is refused before any work.
 
 Each raises click.BadParameter or click.UsageError: one `Error:` line and exit 2. Not for: training.
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-import report
-from keras_backends import BACKEND_PACKAGES
-from user_net import NetLoadError, load_class
+from mnist_compare.nets.keras_backends import BACKEND_PACKAGES
+from mnist_compare.nets.user_net import NetLoadError, load_class
+from mnist_compare.output import report
 
 SEED_LIMIT = 2**32  # numpy's legacy seeding, which Keras' set_random_seed calls, takes seeds below 2^32
 
@@ -105,7 +105,7 @@ def backend_list(ctx: click.Context, param: click.Parameter, text: str | None) -
 
 def net_class(ctx: click.Context, param: click.Parameter, text: str) -> type:
     """--net_type: my_net's or the Keras twin's class, or the user's PATH.py:CLASS / package.module:CLASS."""
-    import plan
+    from mnist_compare.cli import plan
 
     ctx.meta["net_type"] = text  # recorded in results files as given
     if text in plan.BUILTIN_NETS:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from results import EpochCallback, RunFailed, RunResult
-from spec import NUM_CLASSES, RunSpec
+from mnist_compare.records.results import EpochCallback, RunFailed, RunResult
+from mnist_compare.records.spec import NUM_CLASSES, RunSpec
 
 REQUIRED_METHODS = ("train_on_batch", "predict", "get_weights", "set_weights")
 

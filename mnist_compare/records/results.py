@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from spec import NUM_CLASSES, RunSpec
+from mnist_compare.records.spec import NUM_CLASSES, RunSpec
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 """Called after each epoch with the 0-based epoch index and that epoch's logs (loss, accuracy, ...)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from optimizers import DEFAULT_OPTIMIZER, OptimizerSettings
+from mnist_compare.records.optimizers import DEFAULT_OPTIMIZER, OptimizerSettings
 
 NUM_CLASSES = 10  # the digits 0-9: the output layer's width in every net
 PARAMETER_NAMES = ("W1", "b1", "W2", "b2")  # the order of Keras' get_weights(): kernel, bias, kernel, bias

@@ -23,11 +23,12 @@ from typing import Any
 
 from tabulate import tabulate
 
-from machine import installed_versions
-from results import DIVERGED, ERROR, INTERRUPTED, RunResult, atomic_write
-from spec import SETTING_KEYS
-from verdict import format_setting, summary_lines, varying_settings
-from verdict import grouped as group_runs
+from mnist_compare import __version__
+from mnist_compare.output.verdict import format_setting, summary_lines, varying_settings
+from mnist_compare.output.verdict import grouped as group_runs
+from mnist_compare.records.machine import installed_versions
+from mnist_compare.records.results import DIVERGED, ERROR, INTERRUPTED, RunResult, atomic_write
+from mnist_compare.records.spec import SETTING_KEYS
 
 METRIC_COLUMNS = ("Time(s)", "Test accuracy(%)", "Test loss", "Train accuracy(%)", "Train loss")
 METRIC_FIELDS = ("train_time_s", "test_accuracy", "test_loss", "train_accuracy", "train_loss")
@@ -136,7 +137,8 @@ def command_line() -> str:
 
 def run_metadata(options: dict[str, Any]) -> dict[str, Any]:
     """What a reader needs to reproduce a results file: options, command line, libraries, machine, date."""
-    return {"tool": "mnist-compare", "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    return {"tool": "mnist-compare", "tool_version": __version__,
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "command_line": command_line(), "options": options, "libraries": library_versions(),
             "cpu": cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform()}
 
@@ -202,6 +204,7 @@ def write_checks(path: str | Path, checks: list, meta: dict[str, Any]) -> None:
     else:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=["name", "status", "measured", "tolerance", "diagnosis"],
+                                extrasaction="ignore",
                                 lineterminator="\n")
         writer.writeheader()
         writer.writerows(c.to_dict() for c in checks)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 import statistics
 
-from results import RunResult
-from spec import SETTING_KEYS
+from mnist_compare.records.results import RunResult
+from mnist_compare.records.spec import SETTING_KEYS
 
 OUTLIER_THRESHOLD = 14.0  # hyperfine's modified Z-score above which a first run is "significantly slower"
 BUSY_SPREAD = 2.0  # steady epochs whose max/min exceeds this were measured on a busy machine

@@ -11,8 +11,8 @@ import sys
 
 from tqdm import tqdm
 
-from results import EpochCallback
-from spec import RunSpec
+from mnist_compare.records.results import EpochCallback
+from mnist_compare.records.spec import RunSpec
 
 
 class Progress:

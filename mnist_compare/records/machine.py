@@ -48,9 +48,9 @@ def tensorflow_threads() -> dict[str, int] | None:
     """TensorFlow's intra/inter-op thread settings (0: its default, one per core) if it is loaded here."""
     if "tensorflow" not in sys.modules:
         return None
-    from keras_backends import backend_threads
-
-    return backend_threads("tensorflow")
+    tf = sys.modules["tensorflow"]  # already imported by the runs: reading its settings costs nothing
+    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
 
 
 def machine_record(load_before: list[float]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from results import RunResult, atomic_write
+from mnist_compare.records.results import RunResult, atomic_write
 
 FIGURE_SIZE_INCHES = (11, 4.5)
 DPI = 100

@@ -1,0 +1,179 @@
+"""mnist-compare: train a hand-written NumPy network and its Keras twin on MNIST and compare them.
+
+    mnist-compare --net_type my --hidden_size 256 --lr 0.1 --batch_size 128 --number_epochs 20 --compare_nets
+
+The command turns its options into one typed Options value and a RunSpec template first, refuses what the
+chosen mode would ignore, then one `if` picks the mode (modes.py). The table goes to stdout, progress and
+messages to stderr; exit codes are outcome.py's (README: Exit codes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import sys
+from dataclasses import dataclass
+
+import click
+
+from mnist_compare import __version__
+from mnist_compare.cli import modes, outcome, plan
+from mnist_compare.cli.options import SectionedCommand, dashes_to_underscores, every_option
+from mnist_compare.cli.progress import Progress
+from mnist_compare.cli.values import checked_seed
+from mnist_compare.output import report
+from mnist_compare.records.machine import kernel_pin_warning, load_average, machine_record
+from mnist_compare.records.optimizers import OptimizerSettings
+from mnist_compare.records.results import RunResult
+from mnist_compare.records.shutdown import SignalGuard, ignore_stop_signals
+from mnist_compare.records.spec import RunSpec
+from mnist_compare.runs import runner
+from mnist_compare.runs.sources import DataSource
+
+EXAMPLES = """Train a hand-written NumPy network and/or its Keras twin on MNIST and print a comparison table.
+
+Time(s) is the wall time of training only; accuracies are in percent; losses are the mean
+cross-entropy over the full test and training sets after training. Every option also takes dashes:
+--hidden-size, --number-epochs.
+
+\b
+Examples:
+  mnist-compare --net_type my --hidden_size 256 --lr 0.1 --batch_size 128 --number_epochs 20 --compare_nets
+  mnist-compare --compare_nets --hidden_size 30,128 --repeats 3 --keras_backend tensorflow,jax --output r.json
+  mnist-compare --net_type examples/student_net.py:StudentNet --check
+"""
+
+
+@dataclass(frozen=True)
+class Options:
+    """The command's options as parsed and checked by values.py: one typed value, read as options.x after."""
+
+    net_type: type
+    compare_nets: bool
+    check: bool
+    paired: bool
+    repeats: int
+    seed: int | None
+    data_dir: str | None
+    data_source: str
+    hidden_size: list[int]
+    lr: list[float]
+    batch_size: list[int]
+    number_epochs: int
+    init: str
+    optimizer: str
+    momentum: float
+    beta_1: float
+    beta_2: float
+    epsilon: float
+    table_format: str
+    output: tuple[str, ...]
+    plot: str | None
+    eval_every_epoch: bool
+    confusion: bool
+    min_test_accuracy: float | None
+    target_accuracy: float | None
+    quiet: bool
+    verbose: bool
+    keras_backend: list[str] | None
+    steps_per_execution: int
+    jit_compile: str
+    blas_threads: str
+    scheduler: str | None
+    worker_threads: int | None
+
+    @property
+    def mode(self) -> str:
+        return "check" if self.check else "cluster" if self.scheduler else "here"
+
+    @property
+    def source(self) -> DataSource:
+        return DataSource(self.data_dir, self.data_source == "keras")
+
+    def template(self, seed: int) -> RunSpec:
+        """The RunSpec of the first setting; sweeps and repeats replace its sizes, lr and seed."""
+        return RunSpec(self.net_type, self.hidden_size[0], self.lr[0], self.batch_size[0], self.number_epochs, seed,
+                       self.paired, self.eval_every_epoch,
+                       OptimizerSettings(self.optimizer, self.momentum, self.beta_1, self.beta_2, self.epsilon),
+                       self.init, target_accuracy=self.target_accuracy, blas_threads=self.blas_threads,
+                       steps_per_execution=self.steps_per_execution, jit_compile=self.jit_compile)
+
+
+@click.command(cls=SectionedCommand, help=EXAMPLES, context_settings={
+    "help_option_names": ["-h", "--help"], "max_content_width": 110, "token_normalize_func": dashes_to_underscores})
+@every_option
+@click.version_option(__version__, "--version", prog_name="mnist-compare")
+def main(**params: object) -> None:
+    options = Options(**params)
+    with SignalGuard() as guard, outcome.internal_errors_reported(options.verbose):
+        results: list[RunResult] = []
+        with contextlib.suppress(KeyboardInterrupt):  # a signal before any run started (planning, loading data)
+            results = run_mode(options, guard)
+        guard.training_done()
+        finish(options, results, guard)
+
+
+def run_mode(options: Options, guard: SignalGuard) -> list[RunResult]:
+    """Check what the mode cannot honour and what cannot run, then train (here or on the cluster) and return
+    the results; --check exits from here."""
+    ctx = click.get_current_context()
+    modes.refuse_what_the_mode_ignores(ctx, options.mode)
+    if options.paired and not options.compare_nets:
+        raise click.UsageError("--paired needs --compare_nets (it pairs the two nets)")
+    modes.refuse_oversized(options.hidden_size, options.batch_size)
+    seed = checked_seed(options.seed, options.repeats, secrets.randbelow)
+    ctx.meta["seed"] = seed
+    template = options.template(seed)
+    contenders = plan.contenders(template, options.compare_nets, options.keras_backend)
+    if options.check:
+        meta = report.run_metadata(recorded_options(seed))
+        sys.exit(modes.check_net(template, options.source, options.table_format, options.output, meta))
+    specs = runner.plan_runs(contenders, options.hidden_size, options.lr, options.batch_size, options.repeats)
+    ctx.meta["load_before"] = load_average()
+    if options.scheduler:
+        return modes.train_on_cluster(specs, options.source, options.scheduler, options.worker_threads,
+                                      options.quiet)
+    progress = Progress(len(specs), options.quiet, options.verbose)
+    progress.note(kernel_pin_warning() or "")
+    where = options.data_dir or ("Keras" if options.source.keras else "the bundled files")
+    progress.note(f"loading MNIST from {where}")
+    return modes.train_here(specs, options.source, progress, guard)
+
+
+def finish(options: Options, results: list[RunResult], guard: SignalGuard) -> None:
+    """Write every output, print the table, warn, and exit with the code that says how the run ended."""
+    ctx = click.get_current_context()
+    meta = {**report.run_metadata(recorded_options(ctx.meta.get("seed", options.seed))),
+            "machine": machine_record(ctx.meta.get("load_before", load_average()))}
+    written = outcome.write_outputs(results, meta, options.output)
+    if options.plot and results:
+        written &= outcome.write_plot(results, options.plot, plot_title(options))
+    if results:
+        outcome.print_results(outcome.Stdout(), results, options.table_format, options.confusion)
+    outcome.warn_about(results, options.min_test_accuracy, options.quiet)
+    sys.exit(guard.exit_code() if guard.stopped else outcome.exit_code(results, options.min_test_accuracy, written))
+
+
+def recorded_options(seed: int | None) -> dict:
+    """The options as results files record them: each value as parsed, the seed drawn, --net_type as given."""
+    context = click.get_current_context()
+    return {**context.params, "seed": seed, "net_type": context.meta.get("net_type", "my")}
+
+
+def plot_title(options: Options) -> str:
+    settings = (f"hidden {','.join(map(str, options.hidden_size))}, lr {','.join(map(str, options.lr))}, "
+                f"batch {','.join(map(str, options.batch_size))}, {options.number_epochs} epochs, "
+                f"{options.optimizer}, {options.init}")
+    return f"MNIST learning curves: {settings}"
+
+
+def run() -> None:
+    """The console script `mnist-compare`, `python -m mnist_compare` and the root's `python main.py`."""
+    try:
+        main()
+    finally:
+        ignore_stop_signals()
+
+
+if __name__ == "__main__":
+    run()

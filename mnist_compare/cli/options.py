@@ -1,0 +1,168 @@
+"""Every option of the command, declared once, in the section of `--help` it belongs to (pip-tools' way:
+stacked by name on the command). Dash spellings (`--hidden-size`) reach the same option through the
+command's token normaliser, not through second declarations.
+
+Not for: checking values (values.py) or deciding what a mode honours (modes.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+from tabulate import tabulate_formats
+
+from mnist_compare.cli import values
+from mnist_compare.records.optimizers import DEFAULT_OPTIMIZER, INITIALIZERS, OPTIMIZERS
+
+Decorator = Callable[[Callable], Callable]
+
+
+class SectionedOption(click.Option):
+    """A Click option that knows its section of --help ("What to train", "Outputs", ...)."""
+
+    def __init__(self, *args, section: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.section = section
+
+
+def section(title: str, *declared: tuple[tuple, dict]) -> Decorator:
+    """A decorator stacking the options `declared` ((param_decls, attrs) pairs) under one --help section."""
+    def apply(command: Callable) -> Callable:
+        for decls, attrs in reversed(declared):
+            command = click.option(*decls, cls=SectionedOption, section=title, **attrs)(command)
+        return command
+    return apply
+
+
+def option(*decls: str, **attrs) -> tuple[tuple, dict]:
+    return decls, attrs
+
+
+what_to_train = section(
+    "What to train",
+    option("--net_type", default="my", show_default=True, metavar="my|keras|PATH.py:CLASS", callback=values.net_class,
+           help="my, keras, or your own network as PATH.py:CLASS or package.module:CLASS (loading it runs that "
+                "file's code; README: Check your own network). With --compare_nets, it and the Keras twin."),
+    option("--compare_nets", is_flag=True, help="Train both nets (my_net, or your --net_type, first) on the same "
+                                                "settings."),
+    option("--check", is_flag=True, help="Instead of training: check the net (--net_type) against the Keras twin, "
+                                         "one row per check; exit 7 when any fails."),
+    option("--paired", is_flag=True, help="With --compare_nets: identical initial weights and batch order for both "
+                                          "nets."),
+    option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+           help="Train each net N times with seeds seed, seed+1, ...; the table shows mean ± std."),
+    option("--seed", type=int, default=None,
+           help="Random seed in 0..2^32-1 (default: drawn at random and recorded in --output)."),
+    option("--data_dir", type=click.Path(file_okay=False), envvar="MNIST_DATA_DIR", callback=values.existing_directory,
+           help="Directory with the four IDX files (MNIST, Fashion-MNIST, KMNIST) [default: the bundled MNIST; "
+                "env MNIST_DATA_DIR]."),
+    option("--data_source", type=click.Choice(["bundled", "keras"]), default="bundled", show_default=True,
+           help="bundled: IDX files (offline); keras: keras.datasets.mnist (needs its cache or the internet)."),
+)
+
+network = section(
+    "The network and its training (a comma list sweeps)",
+    option("--hidden_size", default="30", show_default=True, metavar="N[,N...]", callback=values.comma_list(int, 1),
+           help="Hidden units, e.g. 30,128,256,300."),
+    option("--lr", default="0.1", show_default=True, metavar="X[,X...]",
+           callback=values.comma_list(float, 0, inclusive=False), help="Learning rate (> 0)."),
+    option("--batch_size", default="128", show_default=True, metavar="N[,N...]", callback=values.comma_list(int, 1),
+           help="Examples per minibatch; the last partial batch is averaged over its own size."),
+    option("--number_epochs", type=click.IntRange(min=1), default=20, show_default=True,
+           help="Passes over the 60,000 training images."),
+    option("--init", type=click.Choice(INITIALIZERS), default="glorot_uniform", show_default=True,
+           help="Kernel initialiser of both layers (biases start at zero)."),
+)
+
+optimiser = section(
+    "Optimiser (the same in both nets, by Keras' formulas)",
+    option("--optimizer", type=click.Choice(OPTIMIZERS), default=DEFAULT_OPTIMIZER.name, show_default=True,
+           help="sgd (plain), momentum (SGD with --momentum) or adam."),
+    option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=DEFAULT_OPTIMIZER.momentum,
+           show_default=True, help="For --optimizer momentum."),
+    option("--beta_1", type=click.FloatRange(0, 1, max_open=True), default=DEFAULT_OPTIMIZER.beta_1,
+           show_default=True, help="Adam's first-moment decay."),
+    option("--beta_2", type=click.FloatRange(0, 1, max_open=True), default=DEFAULT_OPTIMIZER.beta_2,
+           show_default=True, help="Adam's second-moment decay."),
+    option("--epsilon", type=click.FloatRange(0, min_open=True), default=DEFAULT_OPTIMIZER.epsilon,
+           show_default=True, help="Adam's epsilon (Keras' default)."),
+)
+
+outputs = section(
+    "Outputs and the CI gate",
+    option("--table_format", type=click.Choice(tabulate_formats), default="github", show_default=True,
+           metavar="FORMAT", help="Any tabulate format: github, latex, html, plain, grid, ..."),
+    option("--output", type=click.Path(dir_okay=False), callback=values.writable_outputs, multiple=True,
+           help="Write results to a .md, .csv or .json file (JSON: full precision and metadata); repeatable."),
+    option("--plot", type=click.Path(dir_okay=False), callback=values.writable_output,
+           help="Learning curves (loss and accuracy per epoch) as .png; a sweep writes PATH_<setting>.png each."),
+    option("--eval_every_epoch", is_flag=True,
+           help="Also measure test loss/accuracy after every epoch (not counted in Time(s))."),
+    option("--confusion", is_flag=True, help="Print each net's test-set confusion matrix and per-class accuracy."),
+    option("--min_test_accuracy", type=float, callback=values.accuracy_threshold,
+           help="CI gate: exit 1 if a net's test accuracy is below this; 97.5 (percent) and 0.975 mean the same."),
+    option("--target_accuracy", type=float, callback=values.accuracy_threshold,
+           help="Report each net's training time to this test accuracy (evaluated after every epoch, not counted "
+                "in Time(s)); 97 and 0.97 mean the same."),
+    option("-q", "--quiet", is_flag=True, help="No progress bars or messages on stderr, only errors."),
+    option("-v", "--verbose", is_flag=True, help="A summary line per epoch on stderr."),
+)
+
+keras = section(
+    "Keras",
+    option("--keras_backend", metavar="NAME[,NAME...]", callback=values.backend_list,
+           help="Backends to train the twin on: tensorflow, jax, torch; each its own row, keras_net[NAME] "
+                "[default: KERAS_BACKEND or tensorflow, named keras_net]."),
+    option("--steps_per_execution", type=click.IntRange(min=1), default=1, show_default=True,
+           help="Train steps per call (Keras' speed lever; not on the torch backend)."),
+    option("--jit_compile", type=click.Choice(["auto", "true", "false"]), default="auto", show_default=True,
+           help="XLA-compile the train step (auto: Keras' choice per backend)."),
+)
+
+speed = section(
+    "my_net's speed",
+    option("--blas_threads", default="auto", show_default=True, metavar="auto|all|N",
+           callback=values.blas_threads_value,
+           help="my_net's BLAS threads: auto (one fewer for each core other processes hold, re-read every 0.25 s; "
+                "rounding changes when the count does), all (BLAS's own count: repeatable to the bit whatever "
+                "the load), or N."),
+)
+
+cluster = section(
+    "On a Dask cluster",
+    option("--scheduler", metavar="ADDRESS", envvar="MNIST_COMPARE_SCHEDULER",
+           help="Run the jobs (one per setting and seed, all its nets) on the Dask cluster at this scheduler, "
+                "e.g. tcp://host:8786 [env MNIST_COMPARE_SCHEDULER]; needs mnist-compare[dask]."),
+    option("--worker_threads", type=click.IntRange(min=1),
+           help="Threads for every library on each worker [default: the worker's cores]."),
+)
+
+EVERY_SECTION = (what_to_train, network, optimiser, outputs, keras, speed, cluster)
+
+
+def every_option(command: Callable) -> Callable:
+    """All sections, in --help's order."""
+    for apply in reversed(EVERY_SECTION):
+        command = apply(command)
+    return command
+
+
+def dashes_to_underscores(token: str) -> str:
+    """Click's token normaliser: `--hidden-size` is `--hidden_size`, `he-normal` is `he_normal`; short
+    options (-q) stay as they are."""
+    return token if token.startswith("-") and not token.startswith("--") else token.replace("-", "_")
+
+
+class SectionedCommand(click.Command):
+    """A command whose --help lists its options by section, after the examples of its docstring."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                sections.setdefault(getattr(param, "section", "Other"), []).append(record)
+        for title, rows in sections.items():
+            with formatter.section(title):
+                formatter.write_dl(rows)

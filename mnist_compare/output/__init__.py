@@ -1,0 +1,1 @@
+"""What comes out: the table and check table, results files' contents, the verdict in words, plots."""
