@@ -3,7 +3,7 @@
 Nothing finished is lost to what happens at the end: every output file is attempted even when another
 fails, a reader that closed stdout (`| head -1`) only stops the printing, and an unexpected error gets
 one line, its own exit code and a log file with the traceback.
-Not for: training (experiment.py) or the formats themselves (report.py, plots.py).
+Not for: training (runs/runner.py) or the formats themselves (report.py, plots.py).
 """
 
 from __future__ import annotations

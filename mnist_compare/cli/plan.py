@@ -1,6 +1,6 @@
 """Which nets a command trains, in which order, and the refusals that must come before any training.
 
-Not for: the runs of a sweep (experiment.plan_runs) or training (experiment.train).
+Not for: the runs of a sweep (runner.plan_runs) or training (runner.train).
 """
 
 from __future__ import annotations

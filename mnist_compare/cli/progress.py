@@ -1,6 +1,6 @@
 """Progress on stderr while runs train: tqdm bars, and with --verbose a summary line per epoch.
 
-Not for: training (experiment.py) or results (report.py).
+Not for: training (runs/runner.py) or results (report.py).
 """
 
 from __future__ import annotations

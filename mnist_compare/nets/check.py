@@ -3,7 +3,7 @@
 Each check returns a Check(name, status, measured, tolerance, diagnosis); a FAIL's diagnosis is one line
 that says what is wrong in the terms of the formulas (a factor of the learning rate, a loss summed instead
 of averaged, the parameter whose gradient differs). The tolerances are the test suite's, stated beside the
-figure they came from. Not for: training runs (experiment.py) or the command line (main.py).
+figure they came from. Not for: training runs (runs/runner.py) or the command line (main.py).
 """
 
 from __future__ import annotations

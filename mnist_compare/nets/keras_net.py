@@ -4,7 +4,7 @@
     Glorot-uniform kernels, zero biases; SGD(lr) without momentum unless asked.
 
 The only module that imports TensorFlow/Keras, and only when a Keras run is asked for (import_keras).
-KerasNet wraps the model in experiment's Net interface; with an order generator its fit feeds the very
+KerasNet wraps the model in the net contract (contract.Net); with an order generator its fit feeds the very
 batches my_net sees, in the same order (paired mode).
 """
 
@@ -100,7 +100,7 @@ def fit_epochs(model: Any, X: np.ndarray, Y: np.ndarray, batch_size: int, number
 
 
 class KerasNet:
-    """The Keras twin behind experiment's Net interface: model.fit for epochs, model.evaluate for metrics.
+    """The Keras twin behind the net contract (contract.Net): model.fit for epochs, model.evaluate for metrics.
 
     Runs on the backend this process loaded (keras_backends.current_backend); `keras_backend` names it
     when it was asked for, and a run on another backend belongs in a worker process (worker.py).
@@ -163,9 +163,9 @@ class KerasNet:
 
 
 def load_mnist() -> tuple[Split, Split]:
-    """The original data source: `keras.datasets.mnist.load_data()`, the shapes and dtypes of
-    read_mnist.get_MNIST. Needs the internet or the Keras cache (~/.keras/datasets/mnist.npz); failures
-    raise MnistDataError."""
+    """The original data source (read_mnist.get_MNIST_Keras at the root): `keras.datasets.mnist.load_data()`,
+    with the shapes and dtypes of records.mnist.get_MNIST. Needs the internet or the Keras cache
+    (~/.keras/datasets/mnist.npz); failures raise MnistDataError."""
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Keras prints "Downloading data from ..." to stdout
             (x_train, y_train), (x_test, y_test) = import_keras().datasets.mnist.load_data()

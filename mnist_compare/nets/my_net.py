@@ -7,7 +7,7 @@
     dZ1 = (dZ2 W2^T) * [Z1 > 0]     dW1 = X^T dZ1     db1 = sum_i dZ1
 
 Shapes: n examples in a batch, d inputs (784), h hidden units, c classes (10).
-Not for: loading data (read_mnist.py) or rendering results (report.py). Never imports TensorFlow.
+Not for: loading data (records/mnist.py) or rendering results (report.py). Never imports TensorFlow.
 """
 
 from __future__ import annotations

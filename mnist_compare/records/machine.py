@@ -1,6 +1,6 @@
 """The machine a run was timed on: BLAS library and kernel, thread settings, load, for the JSON metadata.
 
-Not for: timing itself (experiment.py) or rendering (report.py).
+Not for: timing itself (runs/runner.py) or rendering (report.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The result record that every net's run returns, so that report code never asks which net made a row.
 
-Not for: rendering (see report.py) or training (see experiment.py).
+Not for: rendering (see report.py) or training (see runs/runner.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What one training run is: a frozen RunSpec made from the command line once and read everywhere after.
 
-Not for: running (experiment.py) or rendering (report.py). Imports no net, so every module may import it.
+Not for: running (runs/runner.py) or rendering (report.py). Imports no net, so every module may import it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ SETTING_KEYS = ("hidden_size", "lr", "batch_size", "optimizer", "init")  # what 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One training run: which net (a class implementing experiment.Net), its settings, its seed.
+    """One training run: which net (a class implementing contract.Net), its settings, its seed.
 
     Keras' own settings (keras_backend, steps_per_execution, jit_compile) reach only a net whose class takes
     them. `paired`: start from the weights optimizers.initial_weights draws for `seed` and visit the batches

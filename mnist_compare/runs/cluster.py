@@ -6,7 +6,7 @@ Each job gives every library the same thread budget (Dask's nanny would leave BL
 TensorFlow used every core), loads the data from the worker's own copy and verifies it, and records its host.
 A worker that dies mid-job: Dask's scheduler runs the job again elsewhere, up to ALLOWED_FAILURES times, and
 the rows say so. Dask is imported only here, only with --scheduler.
-Not for: what a job trains (experiment.py) or how rows are shown (report.py).
+Not for: what a job trains (runs/runner.py) or how rows are shown (report.py).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Runs: the net interface, the one runner that trains and times any net, and the plan of a command's runs.
+"""The one runner that trains and times any net, and the plan of a command's runs.
 
     train(spec, data) -> RunResult      build the net, pair it, time fit, evaluate: the same for every net
 
-Not for: option parsing (main.py), rendering (report.py) or progress bars (progress.py). Imports no net:
+Not for: the net contract (nets/contract.py), options (cli/), rendering (output/). Imports no net:
 a RunSpec carries its net's class, so `--net_type my` never loads TensorFlow.
 """
 

@@ -2,12 +2,12 @@
 than the one this process loaded (keras_net[jax] beside keras_net[tensorflow]) runs in a worker.
 
     parent: train_in_worker(spec, source, on_epoch_end)  ->  python -m mnist_compare.runs.worker  (KERAS_BACKEND set)
-    worker: loads the data from the same source, runs experiment.train, and sends back pickled messages:
+    worker: loads the data from the same source, runs runner.train, and sends back pickled messages:
             ("epoch", epoch, logs) after each epoch, then ("result", RunResult) or ("error", text)
 
 Time(s) is measured inside the worker exactly as in-process. The worker ignores Ctrl-C and SIGHUP (they
 reach the whole process group); the parent decides, and stops it with SIGTERM.
-Not for: choosing what runs where (main.py) or training itself (experiment.py).
+Not for: choosing what runs where (main.py) or training itself (runs/runner.py).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def needs_worker(spec: RunSpec) -> bool:
 
 
 class Dispatcher:
-    """experiment.run_all's train_one: in this process, or in a worker when the spec needs one."""
+    """runner.run_all's train_one: in this process, or in a worker when the spec needs one."""
 
     def __init__(self, source: DataSource):
         self.source = source
