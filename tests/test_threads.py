@@ -1,10 +1,12 @@
-"""--blas_threads: BLAS gets one thread fewer while another process holds a core, and all of them back after.
+"""--blas_threads: BLAS gets one thread fewer while another process holds a core, and all of them back after;
+and whatever the count, every product and so every run of a seed has the same bits.
 
 Real processes keep a core busy; nothing is simulated but the absence of /proc/stat (a machine without it).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,9 +14,12 @@ import time
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from threadpoolctl import ThreadpoolController
 
-from mnist_compare.nets import blas, my_net
+from mnist_compare.nets import my_net
+from mnist_compare.nets.blas import ONE_THREAD_MNK, gemm, single_call
+from mnist_compare.nets.threads import CpuLoad, threads_for
 
 CORES = os.cpu_count() or 1
 needs_two_cores = pytest.mark.skipif(CORES < 2 or not os.path.exists("/proc/stat"),
@@ -36,12 +41,12 @@ def blas_threads_now() -> int:
                                                  (0.0, 8, 8), (0.5, 8, 7), (1.0, 8, 7), (1.5, 8, 6), (9.0, 8, 1),
                                                  (0.0, 1, 1), (5.0, 1, 1)])
 def test_one_thread_fewer_for_each_core_others_hold(others, most, threads):
-    assert blas.threads_for(others, most) == threads
+    assert threads_for(others, most) == threads
 
 
 @needs_two_cores
 def test_cpu_load_counts_another_process_and_not_this_one():
-    load = blas.CpuLoad()
+    load = CpuLoad()
     end = time.perf_counter() + 0.5
     while time.perf_counter() < end:  # this process busy: not "others"
         pass
@@ -105,7 +110,94 @@ def test_a_fixed_count_is_used_for_every_step_and_undone_after():
 
 
 def test_without_proc_stat_auto_keeps_blas_s_own_count(monkeypatch):
-    monkeypatch.setattr(blas.CpuLoad, "STAT", "/nonexistent/stat")
+    monkeypatch.setattr(CpuLoad, "STAT", "/nonexistent/stat")
     found = blas_threads_now()
     net = fit_under(None, 2, hidden=16)
     assert net.describe()["blas_thread_steps"] == {found: 314} and net.describe()["blas_thread_changes"] == []
+
+
+# -- the same bits at any thread count and load (blas.py) ---------------------------------------------------
+
+SHAPES = [(128, 634, 300), (128, 784, 30), (10_000, 784, 128), (96, 784, 256), (1, 784, 64), (128, 300, 10),
+          (634, 128, 300), (2, 784, 16), (128, 10, 300), (128, 784, 1024), (300, 128, 10), (17, 455, 333)]
+
+
+def products_at(threads: int, shape: tuple[int, int, int]) -> list[np.ndarray]:
+    """The three kinds of product my_net computes (forward, the fused W1 update through a transposed view, the
+    hidden delta against a transposed copy), at `threads` BLAS threads."""
+    m, k, n = shape
+    rng = np.random.default_rng(0)
+    A, B = rng.random((m, k), dtype=np.float32), rng.standard_normal((k, n)).astype(np.float32)
+    D = rng.standard_normal((m, n)).astype(np.float32)
+    controller = ThreadpoolController().select(user_api="blas")
+    found = blas_threads_now()
+    controller.limit(limits=threads)
+    try:
+        forward = gemm(A, B, np.ones((m, n), np.float32), alpha=0.5, beta=1.0)
+        update = gemm(A.T, D, np.ones((k, n), np.float32), alpha=-0.01, beta=1.0)
+        delta = gemm(D, np.ascontiguousarray(B.T), np.empty((m, k), np.float32))
+    finally:
+        controller.limit(limits=found)
+    reference = 0.5 * (A.astype(np.float64) @ B) + 1
+    assert np.abs(forward - reference).max() <= 1e-5 * np.abs(reference).max()  # and the right product
+    return [forward, update, delta]
+
+
+@needs_two_cores
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_every_product_has_the_same_bits_with_one_and_two_threads(shape):
+    one, two = products_at(1, shape), products_at(2, shape)
+    assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))
+
+
+@needs_two_cores
+def test_a_plain_call_below_the_one_thread_bound_is_one_thread_at_any_count():
+    # gemm makes one plain call for products of at most ONE_THREAD_MNK multiply-adds, trusting OpenBLAS to
+    # compute them on one thread whatever its count: a BLAS built with another threshold fails here.
+    rng = np.random.default_rng(1)
+    controller = ThreadpoolController().select(user_api="blas")
+    found = blas_threads_now()
+    for m, n in [(128, 300), (128, 30), (10, 1000), (1000, 16), (64, 64)]:
+        k = ONE_THREAD_MNK // (m * n)
+        A, B = rng.random((m, k), dtype=np.float32), rng.standard_normal((k, n)).astype(np.float32)
+        outs = []
+        for threads in (1, 2):
+            controller.limit(limits=threads)
+            outs.append(single_call_result(A, B))
+        controller.limit(limits=found)
+        assert np.array_equal(*outs), (m, k, n)
+
+
+def single_call_result(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    out = np.empty((A.shape[0], B.shape[1]), np.float32)
+    single_call(A, B, out, 1.0, 0.0)
+    return out
+
+
+@needs_two_cores
+@pytest.mark.slow
+def test_a_seed_gives_the_same_numbers_at_any_thread_count_and_under_load(tmp_path):
+    runs = {}
+    for name, args in [("1", ["--blas_threads", "1"]), ("2", ["--blas_threads", "2"]), ("auto", []),
+                       ("auto, a core busy", [])]:
+        helper = busy_core() if "busy" in name else None
+        if helper is not None:
+            time.sleep(0.3)
+        path = tmp_path / f"{len(runs)}.json"
+        try:
+            result = run_cli("--hidden_size", "128", "--number_epochs", "2", "--seed", "3", "--quiet", *args,
+                             "--output", str(path))
+        finally:
+            if helper is not None:
+                helper.kill()
+                helper.wait()
+        assert result.exit_code == 0, result.stderr
+        (run,) = json.loads(path.read_text())["runs"]
+        runs[name] = run
+    steps = runs["auto, a core busy"]["net_info"]["blas_thread_steps"]
+    assert "1" in steps and "2" in runs["auto"]["net_info"]["blas_thread_steps"]  # the counts really differed
+    fields = ("test_loss", "test_accuracy", "train_loss", "train_accuracy")
+    first = runs["1"]
+    for name, run in runs.items():
+        assert [run[f] for f in fields] == [first[f] for f in fields], name
+        assert run["history"]["loss"] == first["history"]["loss"], name

@@ -1,136 +1,201 @@
-"""my_net's BLAS: every product through scipy's gemm, and how many threads it should use, measured.
+"""my_net's products, through scipy's BLAS, with bits that do not depend on the thread count or the load.
 
-OpenBLAS splits every product evenly over its threads; with one of two cores busy with another process the
-half on the busy core decides, and my_net runs 2-3x slower than with one thread (measured: hidden 300, 0.70 s
-an epoch with one thread under `yes > /dev/null`, 1.4-1.8 s with two). So with --blas_threads auto,
-ThreadChooser watches how much CPU time other processes take (CpuLoad, from /proc/stat) every quarter of a
-second of training and gives BLAS one thread fewer for each core they hold: a change in the machine's load is
-acted on within half a second, at no cost to the steps. Timing a few steps with each count, which this module
-did first, chose wrong under load: a thread that has slept gets the busy core first when it wakes (the
-scheduler's credit for sleepers), so a short probe with two threads looked fast and the rest of the epoch
-was slow (measured: two threads chosen in 5 of 5 epochs at hidden 300 under a busy core).
+OpenBLAS rounds a product differently with one and with two threads (measured: on its SkylakeX kernels
+every sum longer than 455, on its Haswell kernels sums of 8 already), because each thread count cuts the
+product into other pieces. So a seed's results depended on the machine's load under --blas_threads auto.
+Here the cut is the product's own: a large product out (m, n) = A (m, k) B (k, n) is split along out's longer
+side into PARTS blocks, a function of the shape alone, and the blocks go to OpenBLAS's batched GEMM
+(cblas_sgemm_batch), which computes each block with its one-thread routine, on as many threads as it has:
+the thread count decides who computes which block, not the bits (OpenBLAS's driver/level3/
+gemm_batch_thread.c). A small product runs as one call on one thread. Measured: the same bits with one and two
+threads on both kernels; against OpenBLAS's own threading, +4% at hidden 300 and +25 us a step at hidden 30.
 
-OpenBLAS rounds X W1 differently with one and with two threads (measured: every other product of a step is
-bit-identical; X W1 is whenever its sum is at most ~442 long, and differs for most longer sums), so
-"auto" gives up the bit-for-bit repeatability of a seed under changing load; "all" keeps the count BLAS was
-given, and a number fixes it.
+Where scipy's BLAS is not an OpenBLAS with the batched GEMM (another BLAS, an old OpenBLAS), the blocks are
+computed one after another with single calls: the same property, on one thread.
 """
 
 from __future__ import annotations
 
-import math
+import ctypes
+import itertools
 import os
-import time
+import threading
 
 import numpy as np
 from scipy.linalg.blas import dgemm, sgemm
 
 BLAS_GEMM = {np.dtype(np.float32): sgemm, np.dtype(np.float64): dgemm}
-LOAD_WINDOW_S = 0.25  # how often the load is read: /proc/stat counts in 10 ms ticks, 50 ticks a window on 2 cores
-FIRST_WINDOW_S = 0.1  # the first reading comes sooner: a core held from the start costs the most
-SPARE_CORE_SHARE = 0.4  # others may take this much of a core before BLAS gives up a thread
+PARTS = max(2, min(8, os.cpu_count() or 2))  # blocks of a large product: one per core (a machine's constant)
+# OpenBLAS 0.3.30's batched GEMM crashes on blocks of at most 100^3 multiply-adds when it is built for several
+# CPUs (its small-matrix kernels are looked up wrongly); smaller blocks would not be worth a thread anyway.
+BATCH_MIN_MNK = 100 ** 3
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112  # CBLAS's enums
+# OpenBLAS computes a product of at most 65536 * GEMM_MULTITHREAD_THRESHOLD multiply-adds (a build setting, 4 by
+# default) on one thread whatever its count (interface/gemm.c): such a product is one plain call. Measured on
+# scipy's OpenBLAS, SkylakeX and Haswell kernels: the first product to differ between 1 and 2 threads had
+# 307,200 multiply-adds; tests/test_threads.py checks the bound on a grid of shapes.
+ONE_THREAD_MNK = 65536 * 4
+
+
+class OpenBlas:
+    """scipy's OpenBLAS, reached through ctypes: its thread count and its batched GEMM (None when absent)."""
+
+    def __init__(self) -> None:
+        self.library = find_scipy_openblas()
+        self.set_threads = self.get_threads = self.batch = None
+        if self.library is not None:
+            self.set_threads = symbol(self.library, "openblas_set_num_threads")
+            self.get_threads = symbol(self.library, "openblas_get_num_threads")
+            self.batch = {np.dtype(np.float32): symbol(self.library, "cblas_sgemm_batch"),
+                          np.dtype(np.float64): symbol(self.library, "cblas_dgemm_batch")}
+            if None in (self.set_threads, self.get_threads, *self.batch.values()):
+                self.batch = None
+        self.local = threading.local()  # each thread its own argument arrays (Dask may run two fits at once)
+
+    def call(self, dtype: np.dtype) -> BatchCall:
+        calls = getattr(self.local, "calls", None)
+        if calls is None:
+            calls = self.local.calls = {key: BatchCall(key) for key in BLAS_GEMM}
+        return calls[dtype]
+
+    def single_threaded(self, A: np.ndarray, B: np.ndarray, out: np.ndarray, alpha: float, beta: float) -> None:
+        """single_call with OpenBLAS on one thread for its duration (three calls of ~0.3 us)."""
+        if self.set_threads is None:
+            single_call(A, B, out, alpha, beta)
+            return
+        threads = self.get_threads()
+        self.set_threads(1)
+        try:
+            single_call(A, B, out, alpha, beta)
+        finally:
+            self.set_threads(threads)
+
+
+def find_scipy_openblas() -> ctypes.CDLL | None:
+    """The OpenBLAS library scipy's BLAS calls go to (threadpoolctl knows its path), or None."""
+    import scipy.linalg  # noqa: F401  (loads scipy's BLAS, so that threadpoolctl sees it)
+    from threadpoolctl import threadpool_info
+
+    for info in threadpool_info():
+        if info.get("internal_api") == "openblas" and "scipy" in info.get("filepath", "").lower():
+            if "numpy" in info["filepath"].lower():  # numpy's own OpenBLAS: not the one scipy calls
+                continue
+            return ctypes.CDLL(info["filepath"])
+    return None
+
+
+def symbol(library: ctypes.CDLL, name: str) -> ctypes._CFuncPtr | None:
+    """library's `name`, with or without the scipy_ prefix that scipy's OpenBLAS gives its symbols."""
+    for candidate in (f"scipy_{name}", name):
+        function = getattr(library, candidate, None)
+        if function is not None:
+            function.restype = ctypes.c_int if name.endswith("get_num_threads") else None
+            return function
+    return None
+
+
+class BatchCall:
+    """The argument arrays of one cblas_?gemm_batch call of up to PARTS blocks, one group per block."""
+
+    def __init__(self, dtype: np.dtype):
+        ints = ctypes.c_int * PARTS
+        scalar = (ctypes.c_float if dtype == np.float32 else ctypes.c_double) * PARTS
+        pointers = ctypes.c_void_p * PARTS
+        self.trans_a, self.trans_b, self.m, self.n, self.k = ints(), ints(), ints(), ints(), ints()
+        self.ld_a, self.ld_b, self.ld_out = ints(), ints(), ints()
+        self.alpha, self.beta = scalar(), scalar()
+        self.a, self.b, self.out = pointers(), pointers(), pointers()
+        self.group_sizes = ints(*[1] * PARTS)
+
+    def __call__(self, function: ctypes._CFuncPtr, blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                 alpha: float, beta: float) -> None:
+        """out_i <- alpha A_i B_i + beta out_i for every block (views with contiguous rows or columns)."""
+        for i, (A, B, out) in enumerate(blocks):
+            self.trans_a[i], self.ld_a[i] = row_major(A)
+            self.trans_b[i], self.ld_b[i] = row_major(B)
+            self.m[i], self.k[i], self.n[i] = A.shape[0], A.shape[1], B.shape[1]
+            self.ld_out[i] = out.strides[0] // out.itemsize
+            self.alpha[i], self.beta[i] = alpha, beta
+            self.a[i], self.b[i], self.out[i] = A.ctypes.data, B.ctypes.data, out.ctypes.data
+        function(ROW_MAJOR, self.trans_a, self.trans_b, self.m, self.n, self.k, self.alpha, self.a, self.ld_a,
+                 self.b, self.ld_b, self.beta, self.out, self.ld_out, len(blocks), self.group_sizes)
+
+
+def row_major(X: np.ndarray) -> tuple[int, int]:
+    """(CBLAS transpose flag, leading dimension) of X (r, c) for a row-major call: its rows contiguous (the
+    array as stored), or its columns (a transposed view)."""
+    rows, columns = X.strides[0] // X.itemsize, X.strides[1] // X.itemsize
+    if columns == 1 or X.shape[1] == 1:
+        return NO_TRANS, max(rows, X.shape[1], 1)
+    if rows == 1 or X.shape[0] == 1:
+        return TRANS, max(columns, X.shape[0], 1)
+    raise ValueError("gemm needs operands whose rows or columns are contiguous")
+
+
+def parts_of(A: np.ndarray, B: np.ndarray) -> int:
+    """How many blocks A (m, k) B (k, n) is cut into: PARTS, fewer when a block would have at most
+    BATCH_MIN_MNK multiply-adds; a function of the shape alone."""
+    (m, k), n = A.shape, B.shape[1]
+    return max(1, min(PARTS, m * n * k // (BATCH_MIN_MNK + 1), max(m, n)))
+
+
+def blocks_of(A: np.ndarray, B: np.ndarray, out: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(A_i, B_i, out_i): out = A B cut along out's longer side into as many of PARTS blocks as keep each
+    above BATCH_MIN_MNK multiply-adds; one block (the whole product) when it is smaller."""
+    m, n = out.shape
+    parts = parts_of(A, B)
+    if m >= n:
+        edges = [m * i // parts for i in range(parts + 1)]
+        return [(A[a:b], B, out[a:b]) for a, b in itertools.pairwise(edges)]
+    edges = [n * i // parts for i in range(parts + 1)]
+    return [(A, B[:, a:b], out[:, a:b]) for a, b in itertools.pairwise(edges)]
+
+
+_openblas: OpenBlas | None = None  # found on the first product: one per process, as the library is
+
+
+def openblas() -> OpenBlas:
+    global _openblas
+    if _openblas is None:
+        _openblas = OpenBlas()
+    return _openblas
 
 
 def gemm(A: np.ndarray, B: np.ndarray, out: np.ndarray, alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
     """out <- alpha A B + beta out, in place. A: (m, k), B: (k, n), out: (m, n) contiguous, all float32
-    (or all float64). A and B may be transposed views; other layouts are copied first.
+    (or all float64). A and B may be transposed views.
 
     Every product in my_net goes through here, to scipy's BLAS: numpy's matmul cannot accumulate into
     its output (beta = 1, the fused SGD step), and two BLAS libraries' thread pools taking turns in one
-    loop fight over the cores (measured 40x slower at hidden 30).
+    loop fight over the cores (measured 40x slower at hidden 30). The bits depend on the shapes alone.
     """
     if out.flags.f_contiguous and not out.flags.c_contiguous:  # a column-major out: out^T = B^T A^T
         gemm(B.T, A.T, out.T, alpha, beta)
         return out
     if not out.flags.c_contiguous:
         raise ValueError("gemm writes in place: out must be contiguous")
+    if A.shape[0] * A.shape[1] * B.shape[1] <= ONE_THREAD_MNK:
+        single_call(A, B, out, alpha, beta)
+        return out
+    blas = openblas()
+    if parts_of(A, B) == 1:
+        blas.single_threaded(A, B, out, alpha, beta)
+    elif blas.batch is not None:
+        blas.call(out.dtype)(blas.batch[out.dtype], blocks_of(A, B, out), alpha, beta)
+    else:
+        for A_i, B_i, out_i in blocks_of(A, B, out):
+            blas.single_threaded(A_i, B_i, out_i, alpha, beta)
+    return out
+
+
+def single_call(A: np.ndarray, B: np.ndarray, out: np.ndarray, alpha: float, beta: float) -> None:
+    """One call of scipy's ?gemm, which wants contiguous operands: a block of a product is copied first."""
+    if not out.flags.c_contiguous:  # a column block: computed in a contiguous buffer, then written back
+        buffer = np.ascontiguousarray(out)
+        single_call(A, B, buffer, alpha, beta)
+        out[...] = buffer
+        return
     # BLAS is column-major and sees a C-contiguous array as its transpose, so it computes out^T = B^T A^T.
     b, trans_b = (B.T, False) if B.flags.c_contiguous else (B, True)
     a, trans_a = (A.T, False) if A.flags.c_contiguous else (A, True)
     BLAS_GEMM[out.dtype](alpha, b, a, beta, out.T, trans_a=trans_b, trans_b=trans_a, overwrite_c=True)
-    return out
-
-
-class CpuLoad:
-    """How many cores other processes kept busy since the last reading (Linux; None elsewhere)."""
-
-    STAT = "/proc/stat"
-
-    def __init__(self):
-        self.ticks_per_s = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-        self.last = self.read()
-
-    def read(self) -> tuple[float, float, float] | None:
-        """(wall s, CPU s all processes were busy, CPU s this process used), or None without /proc/stat.
-
-        Busy is user + nice + system + irq + softirq + steal: the hypervisor's steal is a core taken too."""
-        try:
-            with open(self.STAT) as stat:
-                fields = stat.readline().split()
-        except OSError:
-            return None
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[1:9])
-        busy = (user + nice + system + irq + softirq + steal) / self.ticks_per_s
-        return time.perf_counter(), busy, time.process_time()
-
-    def others(self) -> float | None:
-        """Cores other processes used since the last call (>= 0), or None when it cannot be read."""
-        now = self.read()
-        if now is None or self.last is None:
-            return None
-        (wall0, busy0, own0), (wall1, busy1, own1) = self.last, now
-        self.last = now
-        return max(0.0, (busy1 - busy0) - (own1 - own0)) / max(wall1 - wall0, 1e-9)
-
-
-def threads_for(others: float, most: int) -> int:
-    """BLAS threads when other processes keep `others` cores busy: one fewer for each core they hold,
-    counting a core from SPARE_CORE_SHARE of it on, and at least 1; most: the count BLAS was given."""
-    return max(1, min(most, most - math.ceil(others - SPARE_CORE_SHARE)))
-
-
-class ThreadChooser:
-    """BLAS's thread count for a fit: fixed, or ("auto") following the machine's load (CpuLoad)."""
-
-    def __init__(self, fixed: str | None = None):
-        """fixed: None to choose ("auto"), "all" to keep BLAS's count, or a number of threads."""
-        from threadpoolctl import ThreadpoolController
-
-        self.blas = ThreadpoolController().select(user_api="blas")
-        self.found = max((info["num_threads"] for info in self.blas.info()), default=os.cpu_count() or 1)
-        self.choosing = fixed is None
-        self.threads = self.found if fixed in (None, "all") else int(fixed)
-        if self.threads != self.found:
-            self.limit(self.threads)
-        self.load = CpuLoad() if self.choosing else None
-        self.next_reading = time.perf_counter() + FIRST_WINDOW_S
-        self.history: list[list[float]] = []  # [seconds into the fit, threads, others' cores] at each change
-        self.started = time.perf_counter()
-        self.steps = {}  # threads -> steps trained with that many
-
-    def after_step(self) -> None:
-        """Count the step; every LOAD_WINDOW_S, read the load and set the thread count it calls for."""
-        self.steps[self.threads] = self.steps.get(self.threads, 0) + 1
-        if not self.choosing or time.perf_counter() < self.next_reading:
-            return
-        others = self.load.others()
-        self.next_reading = time.perf_counter() + LOAD_WINDOW_S
-        if others is None:  # no /proc/stat: keep BLAS's count
-            self.choosing = False
-            return
-        threads = threads_for(others, self.found)
-        if threads != self.threads:
-            self.limit(threads)
-            self.history.append([round(time.perf_counter() - self.started, 2), threads, round(others, 2)])
-
-    def limit(self, threads: int) -> None:
-        self.blas.limit(limits=threads)
-        self.threads = threads
-
-    def __enter__(self) -> ThreadChooser:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        """Back to the thread count the loop found BLAS with."""
-        if self.threads != self.found:
-            self.limit(self.found)

@@ -19,8 +19,9 @@ from typing import overload
 
 import numpy as np
 
-from mnist_compare.nets.blas import ThreadChooser, gemm
+from mnist_compare.nets.blas import gemm, openblas
 from mnist_compare.nets.pixels import RenumberedPixels, worth_renumbering
+from mnist_compare.nets.threads import ThreadChooser
 from mnist_compare.nets.workspace import Workspace
 from mnist_compare.records.optimizers import DEFAULT_OPTIMIZER, SGD, OptimizerSettings, initial_weights, make_optimizer
 from mnist_compare.records.results import EpochCallback, TrainingDiverged
@@ -225,7 +226,7 @@ class NeuralNetwork:
                     threads: ThreadChooser | None = None,
                     pixels: RenumberedPixels | None = None) -> tuple[float, float]:
         """One pass over X (N, d), y (N,) in the order of `order` (N,); returns (mean loss, accuracy).
-        With `threads`, the BLAS thread count follows the machine's load (blas.py); with
+        With `threads`, the BLAS thread count follows the machine's load (threads.py); with
         `pixels`, X's renumbered copy is used and each batch multiplies only the pixels it needs (W1
         renumbered alike, see fit).
 
@@ -281,7 +282,8 @@ class NeuralNetwork:
         return history
 
     def describe(self) -> dict:
-        """The BLAS every product goes through (scipy's): library, kernel and thread count. Of the last fit:
+        """The BLAS every product goes through (scipy's): library, kernel and thread count, and how products are
+        cut into blocks whose bits do not depend on the thread count (blas.py). Of the last fit:
         the steps trained with each thread count and when the count changed ([s into the fit, threads, other
         processes' cores]), None with --blas_threads all; the share of the dense first-layer multiply-adds
         it did when it skipped zero pixels (pixels.py), else None."""
@@ -290,6 +292,8 @@ class NeuralNetwork:
         scipy_blas = [i for i in threadpool_info() if i.get("user_api") == "blas" and "scipy" in i.get("filepath", "")]
         return {"blas": {key: scipy_blas[0].get(key) for key in ("internal_api", "architecture", "num_threads")}
                 if scipy_blas else None,
+                "products": "fixed blocks on OpenBLAS's batched GEMM" if openblas().batch is not None
+                else "fixed blocks, one after another",  # either way the same bits at any thread count (blas.py)
                 "blas_thread_steps": self.threads.steps if self.threads else None,
                 "blas_thread_changes": self.threads.history if self.threads else None,
                 "first_layer_share": round(self.pixels.share_used, 4) if self.pixels else None}
