@@ -6,7 +6,12 @@ The original tool's entry point, kept at the root so that a clone runs without i
 is mnist_compare/cli/main.py (installed, it is `mnist-compare` and `python -m mnist_compare`).
 """
 
-from mnist_compare.cli.main import main, run
+import sys
+
+try:
+    from mnist_compare.cli.main import main, run
+except KeyboardInterrupt:  # Ctrl-C while the modules import: no traceback, the signal's exit code
+    sys.exit(130)
 
 __all__ = ["main"]
 

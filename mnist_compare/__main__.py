@@ -1,6 +1,16 @@
-"""`python -m mnist_compare ...`: the same command as `mnist-compare ...` and the root's `python main.py ...`."""
+"""`python -m mnist_compare ...` and the `mnist-compare` console script: the same command as the root's
+`python main.py ...`. A Ctrl-C while the command's modules import (half a second) exits 130 quietly."""
 
-from mnist_compare.cli.main import run
+import sys
+
+
+def main() -> None:
+    try:
+        from mnist_compare.cli.main import run
+    except KeyboardInterrupt:
+        sys.exit(130)
+    run()
+
 
 if __name__ == "__main__":
-    run()
+    main()

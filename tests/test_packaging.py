@@ -42,7 +42,7 @@ def test_the_wheel_ships_the_bundled_mnist_with_its_manifest(wheel):
 def test_the_wheel_installs_the_command_and_records_the_version_it_prints(wheel):
     info = f"mnist_compare-{__version__}.dist-info"
     entry_points = wheel.read(f"{info}/entry_points.txt").decode()
-    assert "mnist-compare = mnist_compare.cli.main:run" in entry_points
+    assert "mnist-compare = mnist_compare.__main__:main" in entry_points
     metadata = wheel.read(f"{info}/METADATA").decode()
     assert f"Version: {__version__}" in metadata
     assert "Requires-Dist: numpy==2.4.6" in metadata and 'extra == "dask"' in metadata

@@ -110,6 +110,8 @@ def main(**params: object) -> None:
         with contextlib.suppress(KeyboardInterrupt):  # a signal before any run started (planning, loading data)
             results = run_mode(options, guard)
         guard.training_done()
+        if options.check:  # stopped before the first check: nothing to print or write
+            sys.exit(guard.exit_code())
         finish(options, results, guard)
 
 
@@ -127,7 +129,7 @@ def run_mode(options: Options, guard: SignalGuard) -> list[RunResult]:
     contenders = plan.contenders(template, options.compare_nets, options.keras_backend)
     if options.check:
         meta = report.run_metadata(recorded_options(seed))
-        sys.exit(modes.check_net(template, options.source, options.table_format, options.output, meta))
+        sys.exit(modes.check_net(template, options.source, options.table_format, options.output, meta, guard))
     specs = runner.plan_runs(contenders, options.hidden_size, options.lr, options.batch_size, options.repeats)
     ctx.meta["load_before"] = load_average()
     if options.scheduler:
@@ -149,7 +151,9 @@ def finish(options: Options, results: list[RunResult], guard: SignalGuard) -> No
     if options.plot and results:
         written &= outcome.write_plot(results, options.plot, plot_title(options))
     if results:
-        outcome.print_results(outcome.Stdout(), results, options.table_format, options.confusion)
+        stdout = outcome.Stdout()
+        outcome.print_results(stdout, results, options.table_format, options.confusion)
+        written &= stdout.ok
     outcome.warn_about(results, options.min_test_accuracy, options.quiet)
     sys.exit(guard.exit_code() if guard.stopped else outcome.exit_code(results, options.min_test_accuracy, written))
 
@@ -168,11 +172,25 @@ def plot_title(options: Options) -> str:
 
 
 def run() -> None:
-    """The console script `mnist-compare`, `python -m mnist_compare` and the root's `python main.py`."""
+    """The console script `mnist-compare`, `python -m mnist_compare` and the root's `python main.py`.
+
+    Its own SignalGuard covers what comes before main's: parsing the options, which may import a user's net
+    (loading a file can take a while), so that a stop signal at any moment exits 128 + N, never Click's
+    `Aborted!` (exit 1) or a traceback."""
+    guard = SignalGuard()
     try:
-        main()
+        with guard:
+            code = main.main(standalone_mode=False)
+    except SystemExit as done:
+        code = done.code
+    except click.ClickException as err:
+        err.show()
+        code = err.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        code = guard.exit_code()
     finally:
         ignore_stop_signals()
+    sys.exit(code or 0)
 
 
 if __name__ == "__main__":

@@ -75,13 +75,19 @@ def refuse_what_the_mode_ignores(ctx: click.Context, mode: str) -> None:
 MODE_NAMES = {"check": "with --check", "cluster": "with --scheduler", "here": "without --scheduler"}
 
 
-def check_net(spec: RunSpec, source: DataSource, table_format: str, outputs: tuple[str, ...],
-              meta: dict) -> int:
+def check_net(spec: RunSpec, source: DataSource, table_format: str, outputs: tuple[str, ...], meta: dict,
+              guard: SignalGuard) -> int:
     """--check: every check of spec.net against the Keras twin, printed and written; 0 when all pass, 7 when
-    any fails, 5 when an output file could not be written."""
+    any fails, 5 when an output file could not be written, 128 + N when signal N stopped it (the checks
+    that finished are printed and written, the others marked INTERRUPTED)."""
     checks: list[Check] = run_checks(spec, load_data_or_exit(source), keras_net.KerasNet)
+    guard.training_done()
     written = outcome.write_checks(checks, meta, outputs)
-    outcome.Stdout().echo(report.render_checks(checks, table_format))
+    stdout = outcome.Stdout()
+    stdout.echo(report.render_checks(checks, table_format))
+    written &= stdout.ok
+    if guard.stopped:
+        return guard.exit_code()
     if any(c.status == "FAIL" for c in checks):
         return outcome.EXIT_CHECK_FAILED
     return 0 if written else outcome.EXIT_OUTPUT_ERROR
@@ -124,6 +130,7 @@ def train_on_cluster(specs: list[RunSpec], source: DataSource, address: str, thr
     try:
         client = cluster.connect(address)
         workers = cluster.usable_workers(client, lambda line: click.echo(f"Warning: {line}", err=True))
+        cluster.ship_user_nets(client, specs)
     except cluster.ClusterError as err:
         raise click.UsageError(str(err)) from None
     jobs = Progress(len(cluster.jobs_of(specs)), quiet, False, unit="job")

@@ -124,9 +124,8 @@ speed = section(
     "my_net's speed",
     option("--blas_threads", default="auto", show_default=True, metavar="auto|all|N",
            callback=values.blas_threads_value,
-           help="my_net's BLAS threads: auto (one fewer for each core other processes hold, re-read every 0.25 s; "
-                "rounding changes when the count does), all (BLAS's own count: repeatable to the bit whatever "
-                "the load), or N."),
+           help="my_net's BLAS threads: auto (one fewer for each core other processes hold, re-read every 0.25 s), "
+                "all (BLAS's own count) or N. A seed gives the same bits with any of them, under any load."),
 )
 
 cluster = section(

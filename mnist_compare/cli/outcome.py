@@ -28,19 +28,28 @@ EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE of sysexits.h: a bug, never a verdict on
 
 
 class Stdout:
-    """click.echo to stdout until the reader goes away; after a broken pipe, printing stops quietly."""
+    """click.echo to stdout until the reader goes away; after a broken pipe, printing stops quietly. A
+    standard output that is closed or cannot be written (a full disk, /dev/full) is one error line and
+    makes `ok` false (exit 5, as for an output file); the files are written before, so nothing is lost."""
 
     def __init__(self) -> None:
         self.broken = False
+        self.ok = True
 
     def echo(self, text: str = "") -> None:
-        if self.broken:
+        if self.broken or not self.ok:
             return
         try:
+            if sys.stdout is None:
+                raise OSError("standard output is closed")
             click.echo(text)
             sys.stdout.flush()
         except BrokenPipeError:
             self.broken = True
+            silence_stdout()
+        except (OSError, ValueError) as err:  # ValueError: a closed file object
+            self.ok = False
+            error(f"cannot print the table to standard output: {reason(err)}")
             silence_stdout()
 
 

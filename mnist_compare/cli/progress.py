@@ -25,7 +25,7 @@ class Progress:
         self.plain_lines = not quiet and (dumb or not sys.stderr.isatty())
         self.verbose = verbose and not quiet
         self.overall = tqdm(total=total_runs, desc=f"{unit}s", unit=unit, file=sys.stderr,
-                            disable=True if quiet or total_runs < 2 else None, position=0)
+                            disable=True if quiet or dumb or total_runs < 2 else None, position=0)
         self.bar: tqdm | None = None
         self.spec: RunSpec | None = None
 

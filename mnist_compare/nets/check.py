@@ -15,9 +15,10 @@ import numpy as np
 
 from mnist_compare.nets import keras_backends
 from mnist_compare.nets.contract import BatchLoop, construct
-from mnist_compare.nets.user_net import REQUIRED_METHODS, weight_shapes
+from mnist_compare.nets.user_net import REQUIRED_METHODS, described, users_code, weight_shapes
 from mnist_compare.records.mnist import Dataset, one_hot
 from mnist_compare.records.optimizers import TRUNCATED_NORMAL_STDDEV, initial_weights
+from mnist_compare.records.shutdown import Interrupted
 from mnist_compare.records.spec import NUM_CLASSES, PARAMETER_NAMES, RunSpec
 
 STEP_TOLERANCE = 1e-4  # relative, one step from identical weights: my_net measured 2e-7; a 1% lr slip is 1e-2
@@ -25,12 +26,13 @@ GRADIENT_TOLERANCE = 1e-4  # relative, against the backend's autodiff: measured 
 FINITE_DIFFERENCE_TOLERANCE = 1e-2  # relative, float32 central differences along directions: measured 1.4e-4 to 2.1e-3
 WEIGHT_TOLERANCE = 2e-6  # absolute, after the paired trajectory: measured 1.2e-7 (tests/test_keras_net.py)
 LOSS_TOLERANCE = 1e-5
+INTERRUPTED = "INTERRUPTED"
 INIT_NAMES = {"glorot_uniform": "Glorot-uniform", "glorot_normal": "Glorot-normal", "he_normal": "He-normal"}
 
 
 @dataclass
 class Check:
-    """One row of the check table; status is PASS or FAIL."""
+    """One row of the check table; status is PASS, FAIL, or INTERRUPTED (a stop signal came first)."""
 
     name: str
     status: str
@@ -241,9 +243,10 @@ def run_checks(spec: RunSpec, data: Dataset, twin_class: type) -> list[Check]:
     that an optimiser's state (momentum, Adam's moments and step count) starts from zero in each."""
     d = data[0].shape[1]
     try:
-        first, net = interface_check(spec, d)
+        with users_code():
+            first, net = interface_check(spec, d)
     except Exception as err:
-        first, net = Check("interface", "FAIL", "raised", "builds", f"raised {type(err).__name__}: {err}"), None
+        first, net = Check("interface", "FAIL", "raised", "builds", f"raised {described(err)}"), None
     later = ["initialisation", *["gradients"] * callable(getattr(spec.net, "gradients", None)), "single step",
              "short batch", "stability", "trajectory"]
     if net is None:
@@ -256,7 +259,8 @@ def run_checks(spec: RunSpec, data: Dataset, twin_class: type) -> list[Check]:
 
 
 def run_later_checks(names: list[str], spec: RunSpec, data: Dataset, twin_class: type) -> list[Check]:
-    """The checks after `interface`, each on fresh nets; an exception is that check's FAIL."""
+    """The checks after `interface`, each on fresh nets; an exception of any kind from the net's code is that
+    check's FAIL, and a stop signal marks the check it interrupted and the rest INTERRUPTED."""
     d, batch = data[0].shape[1], spec.batch_size
     X, y = data[0][:batch], data[1][:batch]
     short = max(1, batch * 3 // 4)
@@ -272,9 +276,12 @@ def run_later_checks(names: list[str], spec: RunSpec, data: Dataset, twin_class:
             "stability": lambda: stability_check(construct(spec.net, spec, d, spec.seed), d, spec.hidden_size),
             "trajectory": lambda: trajectory_check(spec, *pair(), data)}
     checks = []
-    for name in names:
+    for index, name in enumerate(names):
         try:
-            checks.append(runs[name]())
+            with users_code():
+                checks.append(runs[name]())
+        except Interrupted as signal:
+            return checks + [Check(rest, INTERRUPTED, "not run", "", f"stopped by {signal}") for rest in names[index:]]
         except Exception as err:
-            checks.append(Check(name, "FAIL", "raised", "", f"raised {type(err).__name__}: {err}"))
+            checks.append(Check(name, "FAIL", "raised", "", f"raised {described(err)}"))
     return checks

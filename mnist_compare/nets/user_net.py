@@ -8,20 +8,23 @@ Not for: checking the net's mathematics (check.py).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from mnist_compare.records.results import EpochCallback, RunFailed, RunResult
+from mnist_compare.records.shutdown import Interrupted
 from mnist_compare.records.spec import NUM_CLASSES, RunSpec
 
 REQUIRED_METHODS = ("train_on_batch", "predict", "get_weights", "set_weights")
+USER_MODULE_PREFIX = "user_net_"  # a net's file PATH.py is loaded as the module user_net_<PATH's stem>
 
 
 class NetLoadError(ValueError):
@@ -47,24 +50,31 @@ def load_class(text: str) -> type:
 def load_file(path: Path) -> object:
     if not path.is_file():
         raise NetLoadError(f"{path}: no such file")
-    name = f"user_net_{path.stem}"
+    name = f"{USER_MODULE_PREFIX}{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # so that its classes pickle and its dataclasses resolve
     try:
-        spec.loader.exec_module(module)
+        with users_code():  # sys.exit or a KeyboardInterrupt of the file's own, too: one line, exit 2
+            spec.loader.exec_module(module)
     except Exception as err:
-        raise NetLoadError(f"{path}: importing it raised {type(err).__name__}: {err}") from None
+        raise NetLoadError(f"{path}: importing it raised {described(err)}") from None
     return module
 
 
 def load_module(name: str) -> object:
     try:
-        return importlib.import_module(name)
+        with users_code():
+            return importlib.import_module(name)
     except ModuleNotFoundError as err:
         raise NetLoadError(f"{name}: no such module ({err})") from None
     except Exception as err:
-        raise NetLoadError(f"{name}: importing it raised {type(err).__name__}: {err}") from None
+        raise NetLoadError(f"{name}: importing it raised {described(err)}") from None
+
+
+def described(err: Exception) -> str:
+    """`<Type>: <message>` of an exception from a user's code (NetRaised already reads so)."""
+    return str(err) if isinstance(err, NetRaised) else f"{type(err).__name__}: {err}"
 
 
 def weight_shapes(input_size: int, hidden_size: int) -> list[tuple[int, ...]]:
@@ -76,23 +86,44 @@ def shape_problem(spec: RunSpec, input_size: int) -> str | None:
     """Why Net(d, h, c, lr, seed).get_weights() does not fit the requested sizes, or None when it does."""
     expected = weight_shapes(input_size, spec.hidden_size)
     try:
-        net = spec.net(input_size, spec.hidden_size, NUM_CLASSES, spec.lr, spec.seed)
-        shapes = [tuple(np.shape(w)) for w in net.get_weights()]
+        with users_code():
+            net = spec.net(input_size, spec.hidden_size, NUM_CLASSES, spec.lr, spec.seed)
+            shapes = [tuple(np.shape(w)) for w in net.get_weights()]
     except Exception as err:
-        return f"{spec.net_name}({input_size}, {spec.hidden_size}, {NUM_CLASSES}, lr, seed) raised " \
-               f"{type(err).__name__}: {err}"
+        return f"{spec.net_name}({input_size}, {spec.hidden_size}, {NUM_CLASSES}, lr, seed) raised {described(err)}"
     if shapes != expected:
         return f"{spec.net_name}.get_weights() has shapes {shapes}; hidden {spec.hidden_size} needs {expected}"
     return None
 
 
+class NetRaised(Exception):
+    """A user's net left its code by an exception that is not an Exception (sys.exit, a KeyboardInterrupt it
+    raised itself, GeneratorExit): turned into one, so that every caller handles it as a net's error."""
+
+
+@contextlib.contextmanager
+def users_code() -> Iterator[None]:
+    """Run a user's code: its prints go to stderr (stdout holds the table), and whatever leaves it by an
+    exception of any kind comes out as an Exception. Only a stop signal (shutdown.Interrupted, raised by the
+    command's SignalGuard) passes as it is."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    except (Exception, Interrupted):
+        raise
+    except BaseException as err:
+        raise NetRaised(f"{type(err).__name__}: {err}") from err
+
+
 def train_reporting_errors(train_one: Callable, spec: RunSpec, data: tuple,
                            on_epoch_end: EpochCallback | None) -> RunResult:
-    """train_one for a user's net: an exception of theirs is shown with its traceback and becomes RunFailed."""
+    """train_one for a user's net: an exception of theirs, of any kind, is shown with its traceback and
+    becomes RunFailed, so that the other nets still train."""
     try:
-        return train_one(spec, data, on_epoch_end)
-    except (RunFailed, KeyboardInterrupt):
+        with users_code():
+            return train_one(spec, data, on_epoch_end)
+    except RunFailed:
         raise
     except Exception as err:
         traceback.print_exc(file=sys.stderr)
-        raise RunFailed(f"{type(err).__name__}: {err}") from None
+        raise RunFailed(described(err)) from None

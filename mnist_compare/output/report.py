@@ -92,6 +92,9 @@ def table_rows(results: list[RunResult], time_decimals: int = 2, loss_decimals: 
     rows = []
     for (setting, name), runs in group_runs(results).items():
         chosen = [format_setting(value) for key, value in zip(SETTING_KEYS, setting, strict=True) if key in settings]
+        stopped = sum(r.status == INTERRUPTED for r in results if (r.spec.setting(), r.name) == (setting, name))
+        if stopped and runs[0].status != INTERRUPTED:
+            name = f"{name} ({len(runs)} runs; {stopped} interrupted)"
         rows.append([*chosen, name, *metric_cells(runs, time_decimals, loss_decimals)]
                     + [target_cell(runs, time_decimals)] * (target is not None))
     return headers, rows
@@ -171,7 +174,10 @@ def finite_or_null(value: Any) -> Any:
 
 
 def render_markdown(results: list[RunResult], meta: dict[str, Any]) -> str:
-    lines = [render_table(results, "github"), "", *(f"- {line}" for line in summary_lines(results)), "",
+    """The table, the verdict lines, the command and the date; with no run finished (a stop signal while the
+    data loaded), a line that says so instead of the table."""
+    table = render_table(results, "github") if results else "No run started: the command was stopped first."
+    lines = [table, "", *(f"- {line}" for line in summary_lines(results)), "",
              f"Command: `{meta['command_line']}`  ", f"Date: {meta['date']}; CPU: {meta['cpu']}"]
     return "\n".join(lines) + "\n"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from mnist_compare.records.results import RunResult
+from mnist_compare.records.results import INTERRUPTED, RunResult
 from mnist_compare.records.spec import SETTING_KEYS
 
 OUTLIER_THRESHOLD = 14.0  # hyperfine's modified Z-score above which a first run is "significantly slower"
@@ -120,11 +120,13 @@ def format_setting(value: object) -> str:
 
 
 def grouped(results: list[RunResult]) -> dict[tuple, list[RunResult]]:
-    """Runs keyed by (setting, net name), in the order they were first trained."""
+    """Runs keyed by (setting, net name), in the order they were first trained. A run that a stop signal
+    interrupted is left out of a group in which other runs finished: the finished repeats keep their mean,
+    their ± and the verdict (table_rows says how many were interrupted)."""
     groups: dict[tuple, list[RunResult]] = {}
     for result in results:
         groups.setdefault((result.spec.setting(), result.name), []).append(result)
-    return groups
+    return {key: [r for r in runs if r.status != INTERRUPTED] or runs for key, runs in groups.items()}
 
 
 def first_against_others(groups: dict[tuple, list[RunResult]]) -> list[tuple[tuple, str, str]]:

@@ -11,15 +11,24 @@ Not for: what a job trains (runs/runner.py) or how rows are shown (report.py).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
+import shutil
 import socket
+import sys
+import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mnist_compare import __version__
+from mnist_compare.nets.user_net import USER_MODULE_PREFIX, train_reporting_errors
 from mnist_compare.records.machine import installed_versions
-from mnist_compare.records.results import RunResult
+from mnist_compare.records.results import RunFailed, RunResult
 from mnist_compare.records.spec import RunSpec
 from mnist_compare.runs.sources import DataSource
 from mnist_compare.runs.worker import Dispatcher
@@ -28,6 +37,8 @@ ALLOWED_FAILURES = 3  # Dask's distributed.scheduler.allowed-failures: re-runs o
 COMPARED_LIBRARIES = ("numpy", "scipy", "tensorflow", "keras")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 PACKAGE_PROBE = "__import__('mnist_compare').__version__"  # evaluated on each process of the cluster
+POLL_S = 2  # how often a sweep that waits looks at the cluster
+STALL_S = 120  # a sweep with no worker at all for this long stops: its finished rows are kept
 
 
 class ClusterError(RuntimeError):
@@ -71,7 +82,10 @@ def run_job(specs: list[RunSpec], source: DataSource, threads: int | None) -> li
     results = []
     with threadpool_limits(limits=threads):
         for spec in specs:
-            result = train_one(spec, data, None)
+            try:  # a net's failure of any kind is its own row, never the job's (the other nets still train)
+                result = train_reporting_errors(train_one, spec, data, None)
+            except RunFailed as err:
+                result = RunResult(spec).mark_error(str(err))
             result.net_info.update({"host": host, "thread_budget": threads})
             results.append(result)
     return results
@@ -86,14 +100,35 @@ def jobs_of(specs: list[RunSpec]) -> list[list[RunSpec]]:
 
 
 def connect(address: str, timeout_s: float = 5) -> Any:
-    """A Dask client of the scheduler at `address`; ClusterError when nothing answers within timeout_s."""
+    """A Dask client of the scheduler at `address`; ClusterError when no Dask scheduler answers within
+    timeout_s. Something else listening there (a web server) would keep Client() waiting for ever
+    (measured: 11 minutes, then Ctrl-C), so the scheduler is first asked for its identity, with a deadline."""
     from distributed import Client
 
+    # Dask logs a lost connection with its tracebacks (its config sets levels logger by logger); this tool says
+    # what happened in one line per row
+    for name in [name for name in logging.root.manager.loggerDict if name.split(".")[0] == "distributed"]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
+        identity = asyncio.run(scheduler_identity(address, timeout_s))
+        if not isinstance(identity, dict) or identity.get("type") != "Scheduler":
+            raise ValueError(f"what answers is not a Dask scheduler ({str(identity)[:80]})")
         return Client(address, timeout=timeout_s)
     except (OSError, TimeoutError, ValueError) as err:
-        raise ClusterError(f"--scheduler {address}: no Dask scheduler answered ({type(err).__name__}: "
-                           f"{' '.join(str(err).split())[:200]})") from None
+        raise ClusterError(f"--scheduler {address}: no Dask scheduler answered within {timeout_s:g} s "
+                           f"({type(err).__name__}: {' '.join(str(err).split())[:200]})") from None
+
+
+async def scheduler_identity(address: str, timeout_s: float) -> Any:
+    """The reply of the process at `address` to Dask's `identity` request, each step under a deadline."""
+    from distributed.comm import connect as open_comm
+
+    comm = await asyncio.wait_for(open_comm(address, timeout=timeout_s), timeout_s)
+    try:
+        await asyncio.wait_for(comm.write({"op": "identity"}), timeout_s)
+        return await asyncio.wait_for(comm.read(), timeout_s)
+    finally:
+        comm.abort()
 
 
 def package_versions(client: Any) -> dict[str, str | None]:
@@ -121,9 +156,10 @@ def refuse_other_package_versions(versions: dict[str, str | None]) -> None:
                            "of the cluster, then restart its scheduler and workers")
 
 
-def usable_workers(client: Any, warn: Callable[[str], None]) -> list[str]:
-    """The workers whose library versions match this process's; one warning line per refused worker and per
-    crowded host. ClusterError when none is left, or when the scheduler or any worker does not import this
+def usable_workers(client: Any, warn: Callable[[str], None]) -> list[str] | None:
+    """The workers whose library versions match this process's, or None when every worker does (jobs then
+    go to any worker, one the nanny restarts under a new address too); one warning line per refused worker
+    and per crowded host. ClusterError when none is left, or when the scheduler or any worker does not import this
     version of mnist_compare."""
     workers = client.scheduler_info(n_workers=-1)["workers"]
     if not workers:
@@ -138,7 +174,7 @@ def usable_workers(client: Any, warn: Callable[[str], None]) -> list[str]:
     usable = [address for address in workers if address not in refused]
     if not usable:
         raise ClusterError("no worker has this machine's library versions: " + "; ".join(refused.values()))
-    return usable
+    return usable if refused else None
 
 
 def job_error(err: Exception) -> str:
@@ -158,33 +194,95 @@ def retries_of(client: Any, key: str) -> int:
     return client.run_on_scheduler(suspicious)
 
 
-def run_on_cluster(client: Any, specs: list[RunSpec], source: DataSource, threads: int | None, workers: list[str],
-                   on_job_done: Callable[[list[RunResult]], None]) -> tuple[list[RunResult], bool]:
-    """Every job on the cluster, results streamed in as jobs finish (then put back in plan order); on a stop
-    signal, cancel what is pending and keep what finished, marking the rest interrupted: (results, stopped)."""
-    from distributed import as_completed
+def ship_user_nets(client: Any, specs: list[RunSpec]) -> None:
+    """Send the file of every net given as --net_type PATH.py:CLASS to the scheduler and every worker, present
+    and future (Dask's upload_file), under the module name it was loaded as here, so that the jobs' specs
+    unpickle there. A net from an importable module must be installed on the cluster like this package."""
+    for module in {sys.modules.get(spec.net.__module__) for spec in specs}:
+        path = getattr(module, "__file__", None)
+        if module is not None and module.__name__.startswith(USER_MODULE_PREFIX) and path:
+            with tempfile.TemporaryDirectory() as directory:
+                copy = Path(directory) / f"{module.__name__}.py"
+                shutil.copyfile(path, copy)
+                client.upload_file(str(copy))
 
+
+def run_on_cluster(client: Any, specs: list[RunSpec], source: DataSource, threads: int | None,
+                   workers: list[str] | None, on_job_done: Callable[[list[RunResult]], None],
+                   stall_s: float = STALL_S) -> tuple[list[RunResult], bool]:
+    """Every job on the cluster, results streamed in as jobs finish (then put back in plan order): (results,
+    stopped). `workers`: the only workers a job may run on (when some were refused), None for any, so that
+    workers the nanny restarts under new addresses still take jobs. On a stop signal, cancel what is pending
+    and keep what finished, marking the rest interrupted. When the cluster cannot make progress (the scheduler
+    stops answering, or no worker is there for stall_s), keep what finished and mark the rest as errors."""
     jobs = jobs_of(specs)
     futures = {client.submit(run_job, job, source, threads, workers=workers, pure=False): index
                for index, job in enumerate(jobs)}
     finished: dict[int, list[RunResult]] = {}
+    stopped, failure = False, None
     try:
-        for future in as_completed(futures):
-            try:
-                results = future.result()
-            except Exception as err:  # the job's own failure, reported as a local run's would be
-                results = [RunResult(spec).mark_error(job_error(err)) for spec in jobs[futures[future]]]
-            retried = retries_of(client, future.key)
-            for result in results:
-                result.net_info["retries"] = retried
-            finished[futures[future]] = results
-            on_job_done(results)
+        failure = collect(client, futures, jobs, finished, on_job_done, stall_s)
     except KeyboardInterrupt:
-        client.cancel(list(futures))
+        with contextlib.suppress(Exception):
+            client.cancel(list(futures))
         stopped = True
-    else:
-        stopped = False
     ordered = []
     for index, job in enumerate(jobs):
-        ordered += finished.get(index) or [RunResult(spec).mark_interrupted() for spec in job]
+        unfinished = [RunResult(spec).mark_error(failure) if failure else RunResult(spec).mark_interrupted()
+                      for spec in job]
+        ordered += finished.get(index) or unfinished
     return ordered, stopped
+
+
+def collect(client: Any, futures: dict, jobs: list[list[RunSpec]], finished: dict[int, list[RunResult]],
+            on_job_done: Callable[[list[RunResult]], None], stall_s: float) -> str | None:
+    """Wait for the jobs, filing each one's results in `finished` as it ends; None when all ended, or why
+    the cluster could make no more progress."""
+    from distributed import wait
+
+    pending, idle_since = set(futures), None
+    while pending:
+        try:
+            done, pending = wait(pending, timeout=POLL_S, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            done = set()
+        except Exception as err:  # Dask cancelled the futures (FuturesCancelledError): connection lost, restart
+            if client.status == "running":
+                return f"the Dask cluster cancelled the jobs (a restart of the cluster?) ({type(err).__name__})"
+            return f"the Dask scheduler stopped answering ({type(err).__name__})"
+        for future in done:
+            finished[futures[future]] = job_results(client, future, jobs[futures[future]])
+            on_job_done(finished[futures[future]])
+        if done:
+            idle_since = None
+            continue
+        if client.status != "running":
+            return f"the Dask scheduler stopped answering (client {client.status})"
+        if workers_now(client):
+            idle_since = None
+            continue
+        idle_since = idle_since or time.monotonic()
+        if time.monotonic() - idle_since > stall_s:
+            return f"no Dask worker for {stall_s:g} s: the sweep could not go on"
+    return None
+
+
+def workers_now(client: Any) -> int:
+    """How many workers the scheduler has now (0 when it cannot tell)."""
+    try:
+        return len(client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.workers)))
+    except Exception:
+        return 0
+
+
+def job_results(client: Any, future: Any, job: list[RunSpec]) -> list[RunResult]:
+    """A finished job's results with the number of times its worker died, or error rows when the job failed
+    as a whole (the cluster could not run it: each net's own failures are rows already, see run_job)."""
+    try:
+        results = future.result()
+    except Exception as err:
+        results = [RunResult(spec).mark_error(job_error(err)) for spec in job]
+    retried = retries_of(client, future.key)
+    for result in results:
+        result.net_info["retries"] = retried
+    return results

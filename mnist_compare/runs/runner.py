@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from mnist_compare.nets.contract import TrainableNet, build_net
+from mnist_compare.nets.contract import TrainableNet, build_net, weights_are_finite
 from mnist_compare.records import mnist
 from mnist_compare.records.mnist import Dataset
 from mnist_compare.records.optimizers import DEFAULT_OPTIMIZER, OptimizerSettings
@@ -93,6 +93,10 @@ def train(spec: RunSpec, data: Dataset, on_epoch_end: EpochCallback | None = Non
     result.steady_epoch_s = statistics.median(epochs[1:]) if len(epochs) > 1 else math.nan
     result.test_loss, result.test_accuracy = net.evaluate(X_test, y_test)
     result.train_loss, result.train_accuracy = net.evaluate(X_train, y_train)
+    if not (math.isfinite(result.test_loss) and math.isfinite(result.train_loss)):
+        if not weights_are_finite(net):
+            return result.mark_diverged(spec.number_epochs)
+        raise RunFailed("predict returned probabilities that are not finite (NaN or inf) from finite weights")
     predicted = np.concatenate([net.predict(X_test[i:i + EVAL_CHUNK]).argmax(axis=1)
                                 for i in range(0, len(X_test), EVAL_CHUNK)])
     result.confusion = confusion_matrix(y_test, predicted).tolist()
