@@ -105,10 +105,11 @@ def connect(address: str, timeout_s: float = 5) -> Any:
     (measured: 11 minutes, then Ctrl-C), so the scheduler is first asked for its identity, with a deadline."""
     from distributed import Client
 
-    # Dask logs a lost connection with its tracebacks (its config sets levels logger by logger); this tool says
-    # what happened in one line per row
-    for name in [name for name in logging.root.manager.loggerDict if name.split(".")[0] == "distributed"]:
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    # Dask, and tornado and asyncio under it, log a lost connection or a cancelled job with their tracebacks
+    # (Dask's config sets levels logger by logger); this tool says what happened in one line per row
+    for name in ["tornado", "asyncio", *logging.root.manager.loggerDict]:
+        if name.split(".")[0] in ("distributed", "tornado", "asyncio"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         identity = asyncio.run(scheduler_identity(address, timeout_s))
         if not isinstance(identity, dict) or identity.get("type") != "Scheduler":
