@@ -59,3 +59,29 @@ def write_dataset(directory: Path, n_train: int = 12, n_test: int = 5, compress:
     for stem, array in zip(stems, arrays, strict=True):
         write_idx(directory / stem, array, compress)
     return arrays
+
+
+def run_on_a_dumb_terminal(*args: str, timeout: float = 300) -> tuple[int, bytes]:
+    """main.py with TERM=dumb and its stderr on a real pseudo-terminal (one that would show bars), stdout
+    discarded: (exit code, what reached the terminal)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([sys.executable, "main.py", *args], cwd=Path(__file__).resolve().parents[1],
+                               stdout=subprocess.DEVNULL, stderr=terminal, env={**os.environ, "TERM": "dumb"})
+    os.close(terminal)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=timeout)
+    os.close(controller)
+    return process.returncode, b"".join(chunks)

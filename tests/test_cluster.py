@@ -247,17 +247,24 @@ def test_a_net_from_a_file_trains_on_the_cluster_and_its_failure_is_its_own_row(
     assert "SystemExit: 3" in out.stdout
 
 
+def sweep_past_its_first_job(address: str, epochs: int, path: Path) -> subprocess.Popen:
+    """main.py training hidden 16 and 256 with --compare_nets on the cluster at `address`, writing `path`;
+    returned once the hidden-16 job has finished (the hidden-256 one is then training)."""
+    process = subprocess.Popen([sys.executable, "main.py", "--hidden_size", "16,256", "--compare_nets",
+                                "--number_epochs", str(epochs), "--seed", "0", "--scheduler", address, "--output",
+                                str(path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:
+        if line.startswith("finished job h=16"):
+            break
+    return process
+
+
 @pytest.mark.slow
 def test_a_scheduler_killed_mid_sweep_keeps_the_finished_rows_and_exits_6(tmp_path):
     address, processes = start_cluster(tmp_path, 1, without_pythonpath())
     path = tmp_path / "r.json"
     try:
-        process = subprocess.Popen([sys.executable, "main.py", "--hidden_size", "16,256", "--compare_nets",
-                                    "--number_epochs", "8", "--seed", "0", "--scheduler", address, "--output",
-                                    str(path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for line in process.stderr:
-            if line.startswith("finished job h=16"):
-                break
+        process = sweep_past_its_first_job(address, 8, path)
         os.killpg(processes[0].pid, signal.SIGKILL)  # the scheduler
         started = time.monotonic()
         stdout, stderr = process.communicate(timeout=120)
@@ -277,12 +284,7 @@ def test_a_sweep_goes_on_when_every_worker_is_restarted_under_a_new_address(tmp_
     address, processes = start_cluster(tmp_path, 1, without_pythonpath())
     path = tmp_path / "r.json"
     try:
-        process = subprocess.Popen([sys.executable, "main.py", "--hidden_size", "16,256", "--compare_nets",
-                                    "--number_epochs", "3", "--seed", "0", "--scheduler", address, "--output",
-                                    str(path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for line in process.stderr:
-            if line.startswith("finished job h=16"):
-                break
+        process = sweep_past_its_first_job(address, 3, path)
         with Client(address, timeout=30) as client:  # the only worker dies; its nanny starts a new one
             (before,) = client.scheduler_info()["workers"]
             os.kill(client.run(os.getpid)[before], signal.SIGKILL)

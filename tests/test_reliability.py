@@ -8,7 +8,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import pty
 import shutil
 import signal
 import stat
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli, write_dataset, write_idx
+from conftest import run_cli, run_on_a_dumb_terminal, write_dataset, write_idx
 
 from mnist_compare.records import mnist as read_mnist
 from mnist_compare.records import results, shutdown
@@ -299,23 +298,8 @@ def test_the_verdict_is_not_a_row_of_the_markdown_table():
 
 
 def test_a_dumb_terminal_gets_no_cursor_escape_codes():
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen([sys.executable, "main.py", *QUICK], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=terminal, env={**os.environ, "TERM": "dumb"})
-    os.close(terminal)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(controller, 4096)
-        except OSError:  # EIO: the process closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    process.wait(timeout=120)
-    os.close(controller)
-    stderr = b"".join(chunks)
-    assert process.returncode == 0 and b"\x1b[" not in stderr and b"finished my_net" in stderr
+    code, stderr = run_on_a_dumb_terminal(*QUICK, timeout=120)
+    assert code == 0 and b"\x1b[" not in stderr and b"finished my_net" in stderr
 
 
 def test_help_names_the_comma_list_options_values():

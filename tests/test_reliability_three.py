@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import run_on_a_dumb_terminal
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = (ROOT / "examples" / "student_net.py").read_text()
@@ -181,26 +182,21 @@ def test_a_nets_print_goes_to_stderr_not_into_the_table(tmp_path):
     assert out.stdout.splitlines()[0].startswith("| Net")
 
 
-def test_a_dumb_terminal_gets_plain_lines_and_no_bar(tmp_path):
-    import os
-    import pty
-
-    leader, follower = pty.openpty()  # stderr a real terminal, which would draw bars
-    env = {**os.environ, "TERM": "dumb"}
-    process = subprocess.Popen([sys.executable, "main.py", "--repeats", "2", *QUICK], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=follower)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    process.wait(timeout=300)
-    os.close(leader)
-    text = b"".join(chunks).decode(errors="replace")
-    assert process.returncode == 0, text
+def test_a_dumb_terminal_gets_plain_lines_and_no_bar():
+    code, stderr = run_on_a_dumb_terminal("--repeats", "2", *QUICK)
+    text = stderr.decode(errors="replace")
+    assert code == 0, text
     assert "\r" not in text.replace("\r\n", "\n") and "runs:" not in text and "finished my_net" in text
+
+
+# found on the way: a stop signal at any moment from the interpreter's start -----------------------------------
+
+def test_ctrl_c_at_any_moment_of_the_start_exits_130_without_a_traceback():
+    # The modules import for ~0.5 s, Keras' within the options' checks later: signals land in each phase.
+    for delay in (0.05, 0.15, 0.3, 0.5, 0.8, 1.2):
+        process = start("--compare_nets", *QUICK)
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 130, (delay, stderr)
+        assert "Traceback" not in stderr and "Aborted" not in stderr, (delay, stderr)
