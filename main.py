@@ -8,6 +8,9 @@ is mnist_compare/cli/main.py (installed, it is `mnist-compare` and `python -m mn
 
 import sys
 
+from mnist_compare.__main__ import writable_stderr
+
+writable_stderr()  # a closed stderr becomes /dev/null, before any library can take its descriptor
 try:
     from mnist_compare.cli.main import main, run
 except KeyboardInterrupt:  # Ctrl-C while the modules import: no traceback, the signal's exit code

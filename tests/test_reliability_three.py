@@ -200,3 +200,22 @@ def test_ctrl_c_at_any_moment_of_the_start_exits_130_without_a_traceback():
         _, stderr = process.communicate(timeout=120)
         assert process.returncode == 130, (delay, stderr)
         assert "Traceback" not in stderr and "Aborted" not in stderr, (delay, stderr)
+
+
+def test_a_closed_stderr_is_no_reason_to_fail_and_worker_processes_inherit_a_valid_one():
+    command = [sys.executable, "main.py", "--compare_nets", "--keras_backend", "jax", *QUICK, "--quiet"]
+    out = subprocess.run(["bash", "-c", 'exec "$@" 2>&-', "bash", *command], cwd=ROOT, capture_output=False,
+                         stdout=subprocess.PIPE, text=True, timeout=300)
+    assert out.returncode == 0  # it was 70: the first message, and the Keras worker, failed on the closed stream
+    assert "| keras_net[jax]" in out.stdout and "my_net trained" in out.stdout
+
+
+# found on the way: numbers at the edges of float32 ------------------------------------------------------------
+
+@pytest.mark.parametrize("args,named", [(["--lr", "1e-46"], "--lr"), (["--lr", "0.1,1e39"], "--lr"),
+                                        (["--optimizer", "adam", "--epsilon", "1e-46"], "--epsilon")])
+def test_a_value_that_float32_makes_zero_or_infinite_is_refused_before_training(args, named):
+    out = main_py(*QUICK, *args, timeout=120)
+    assert out.returncode == 2 and out.stdout == ""
+    (line,) = error_lines(out.stderr)
+    assert named in line and "in float32" in line  # 1e-46 trained nothing (10% accuracy), 1e39 is inf

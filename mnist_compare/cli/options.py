@@ -86,7 +86,7 @@ optimiser = section(
     option("--beta_2", type=click.FloatRange(0, 1, max_open=True), default=DEFAULT_OPTIMIZER.beta_2,
            show_default=True, help="Adam's second-moment decay."),
     option("--epsilon", type=click.FloatRange(0, min_open=True), default=DEFAULT_OPTIMIZER.epsilon,
-           show_default=True, help="Adam's epsilon (Keras' default)."),
+           show_default=True, callback=values.float32_positive_option, help="Adam's epsilon (Keras' default)."),
 )
 
 outputs = section(

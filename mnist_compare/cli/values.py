@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
+import numpy as np
 from click.core import ParameterSource
 
 from mnist_compare.nets.keras_backends import BACKEND_PACKAGES
@@ -33,11 +34,28 @@ def comma_list(kind: type, minimum: float, inclusive: bool = True) -> Callable:
             if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
                 bound = f">= {minimum}" if inclusive else f"> {minimum}"
                 raise click.BadParameter(f"{item.strip()} must be a finite number {bound}")
+            if kind is float:
+                float32_positive(value, item.strip())
             if value in values:
                 raise click.BadParameter(f"{item.strip()} is listed twice; use --repeats to train a setting again")
             values.append(value)
         return values
     return parse
+
+
+def float32_positive(value: float, text: str) -> float:
+    """value, refused when the nets' float32 would make it 0 or infinite (a learning rate of 1e-46 trains
+    nothing, one of 1e39 is inf)."""
+    as_float32 = float(np.float32(value))
+    if as_float32 == 0 or not math.isfinite(as_float32):
+        raise click.BadParameter(f"{text} is {as_float32:g} in float32, the nets' precision; use a value in "
+                                 f"[{np.finfo(np.float32).tiny:.3g}, {np.finfo(np.float32).max:.3g}]")
+    return value
+
+
+def float32_positive_option(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """Click callback for a positive float option that the nets use in float32 (--epsilon)."""
+    return float32_positive(value, str(value))
 
 
 def accuracy_threshold(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
