@@ -23,7 +23,9 @@ from mnist_compare.records.spec import NUM_CLASSES, PARAMETER_NAMES, RunSpec
 
 STEP_TOLERANCE = 1e-4  # relative, one step from identical weights: my_net measured 2e-7; a 1% lr slip is 1e-2
 GRADIENT_TOLERANCE = 1e-4  # relative, against the backend's autodiff: measured 2.4e-7 to 3.0e-7
-FINITE_DIFFERENCE_TOLERANCE = 1e-2  # relative, float32 central differences along directions: measured 1.4e-4 to 2.1e-3
+# relative, float32 central differences along directions: my_net at hidden 32 over 2,400 seeds had a median of
+# 1e-3 and a tail to 9.6e-3, and one CI run drew a seed at 1.09e-2 (1e-2 failed my_net); a wrong gradient is 0.5-2
+FINITE_DIFFERENCE_TOLERANCE = 2e-2
 WEIGHT_TOLERANCE = 2e-6  # absolute, after the paired trajectory: measured 1.2e-7 (tests/test_keras_net.py)
 LOSS_TOLERANCE = 1e-5
 INTERRUPTED = "INTERRUPTED"
