@@ -54,6 +54,7 @@ NOT_HONOURED = {
     },
 }
 SWEEPS = ("hidden_size", "lr", "batch_size")  # comma lists, which --check cannot sweep
+MODE_NAMES = {"check": "with --check", "cluster": "with --scheduler", "here": "without --scheduler"}
 
 
 def refuse_what_the_mode_ignores(ctx: click.Context, mode: str) -> None:
@@ -71,8 +72,6 @@ def refuse_what_the_mode_ignores(ctx: click.Context, mode: str) -> None:
                 raise click.UsageError(f"--{name} {','.join(map(str, ctx.params[name]))}: --check checks one "
                                        "setting; give one value")
 
-
-MODE_NAMES = {"check": "with --check", "cluster": "with --scheduler", "here": "without --scheduler"}
 
 
 def check_net(spec: RunSpec, source: DataSource, table_format: str, outputs: tuple[str, ...], meta: dict,

@@ -139,11 +139,11 @@ def parts_of(A: np.ndarray, B: np.ndarray) -> int:
     return max(1, min(PARTS, m * n * k // (BATCH_MIN_MNK + 1), max(m, n)))
 
 
-def blocks_of(A: np.ndarray, B: np.ndarray, out: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(A_i, B_i, out_i): out = A B cut along out's longer side into as many of PARTS blocks as keep each
-    above BATCH_MIN_MNK multiply-adds; one block (the whole product) when it is smaller."""
+def blocks_of(A: np.ndarray, B: np.ndarray, out: np.ndarray,
+              parts: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(A_i, B_i, out_i): out = A B cut along out's longer side into `parts` (parts_of) blocks of nearly
+    equal size."""
     m, n = out.shape
-    parts = parts_of(A, B)
     if m >= n:
         edges = [m * i // parts for i in range(parts + 1)]
         return [(A[a:b], B, out[a:b]) for a, b in itertools.pairwise(edges)]
@@ -178,12 +178,13 @@ def gemm(A: np.ndarray, B: np.ndarray, out: np.ndarray, alpha: float = 1.0, beta
         single_call(A, B, out, alpha, beta)
         return out
     blas = openblas()
-    if parts_of(A, B) == 1:
+    parts = parts_of(A, B)
+    if parts == 1:
         blas.single_threaded(A, B, out, alpha, beta)
     elif blas.batch is not None:
-        blas.call(out.dtype)(blas.batch[out.dtype], blocks_of(A, B, out), alpha, beta)
+        blas.call(out.dtype)(blas.batch[out.dtype], blocks_of(A, B, out, parts), alpha, beta)
     else:
-        for A_i, B_i, out_i in blocks_of(A, B, out):
+        for A_i, B_i, out_i in blocks_of(A, B, out, parts):
             blas.single_threaded(A_i, B_i, out_i, alpha, beta)
     return out
 
