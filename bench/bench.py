@@ -27,7 +27,7 @@ import numpy as np
 from tabulate import tabulate
 
 from mnist_compare.nets import keras_backends, keras_net, my_net
-from mnist_compare.output import report
+from mnist_compare.output import files
 from mnist_compare.records import machine, mnist
 from mnist_compare.records.results import atomic_write
 from mnist_compare.records.spec import RunSpec
@@ -199,7 +199,7 @@ def main(hidden_sizes: str, epochs: int, repeats: int, load: bool, output: str |
     load_rows, load_runs = under_load(sizes, epochs, repeats) if load else ([], [])
     text = render(rows, load_rows, gemm_rates, blas)
     click.echo(text)
-    meta = report.run_metadata({"hidden_sizes": sizes, "epochs": epochs, "repeats": repeats, "batch_size": 128,
+    meta = files.run_metadata({"hidden_sizes": sizes, "epochs": epochs, "repeats": repeats, "batch_size": 128,
                                 "lr": 0.1, "load": load})
     if output:
         with atomic_write(output) as f:

@@ -42,18 +42,22 @@ def table_rows(stdout: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_seed_command_line_prints_both_rows_with_all_five_columns():
+def test_seed_command_line_prints_both_rows_with_all_five_columns_and_relative():
     out = run_script("--net_type", "my", "--hidden_size", "30", "--lr", "0.1", "--batch_size", "128",
                      "--number_epochs", "1", "--compare_nets")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert squeeze(lines[0]) == HEADER
+    assert squeeze(lines[0]) == HEADER + " Relative |"
     rows = table_rows(out.stdout)
     assert list(rows) == ["my_net", "keras_net"]
     for cells in rows.values():
-        time_s, test_acc, test_loss, train_acc, train_loss = map(float, cells[1:])
+        time_s, test_acc, test_loss, train_acc, train_loss, relative = map(float, cells[1:])
+        assert relative >= 1 or cells[0] == "keras_net"
         assert time_s > 0 and 85 < test_acc <= 100 and 85 < train_acc <= 100
         assert 0 < test_loss < 1 and 0 < train_loss < 1
+    times = {name: float(cells[1]) for name, cells in rows.items()}
+    assert rows["my_net"][6] == "1.00"  # one run each: the ratio of the two times, to the table's rounding
+    assert float(rows["keras_net"][6]) == pytest.approx(times["keras_net"] / times["my_net"], rel=0.05, abs=0.02)
     assert lines[-1].startswith("my_net trained") and "than keras_net (1 run each" in lines[-1]
     assert "test accuracy difference" in lines[-1]
     assert "Traceback" not in out.stderr

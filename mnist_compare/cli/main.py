@@ -21,7 +21,7 @@ from mnist_compare.cli import modes, outcome, plan
 from mnist_compare.cli.options import SectionedCommand, dashes_to_underscores, every_option
 from mnist_compare.cli.progress import Progress
 from mnist_compare.cli.values import checked_seed
-from mnist_compare.output import report
+from mnist_compare.output import baseline, files
 from mnist_compare.records.machine import kernel_pin_warning, load_average, machine_record
 from mnist_compare.records.optimizers import OptimizerSettings
 from mnist_compare.records.results import RunResult
@@ -41,6 +41,8 @@ Examples:
   mnist-compare --net_type my --hidden_size 256 --lr 0.1 --batch_size 128 --number_epochs 20 --compare_nets
   mnist-compare --compare_nets --hidden_size 30,128 --repeats 3 --keras_backend tensorflow,jax --output r.json
   mnist-compare --net_type examples/student_net.py:StudentNet --check
+  mnist-compare --compare_nets --repeats 3 --baseline base.json --report report.html
+  mnist-compare compare base.json new.json      (two saved results files; --help for its options)
 """
 
 
@@ -71,10 +73,14 @@ class Options:
     plot: str | None
     eval_every_epoch: bool
     confusion: bool
+    report: str | None
     min_test_accuracy: float | None
     target_accuracy: float | None
     quiet: bool
     verbose: bool
+    baseline: str | None
+    margin: float
+    max_slowdown: float
     keras_backend: list[str] | None
     steps_per_execution: int
     jit_compile: str
@@ -122,15 +128,19 @@ def run_mode(options: Options, guard: SignalGuard) -> list[RunResult]:
     modes.refuse_what_the_mode_ignores(ctx, options.mode)
     if options.paired and not options.compare_nets:
         raise click.UsageError("--paired needs --compare_nets (it pairs the two nets)")
+    modes.refuse_without_baseline(ctx, options.baseline)
+    ctx.meta["baseline"] = outcome.read_baseline_or_exit(options.baseline)
     modes.refuse_oversized(options.hidden_size, options.batch_size)
     seed = checked_seed(options.seed, options.repeats, secrets.randbelow)
     ctx.meta["seed"] = seed
     template = options.template(seed)
     contenders = plan.contenders(template, options.compare_nets, options.keras_backend)
     if options.check:
-        meta = report.run_metadata(recorded_options(seed))
-        sys.exit(modes.check_net(template, options.source, options.table_format, options.output, meta, guard))
+        meta = files.run_metadata(recorded_options(seed), options.net_type)
+        sys.exit(modes.check_net(template, options.source, options.table_format, options.output, options.report,
+                                 meta, guard))
     specs = runner.plan_runs(contenders, options.hidden_size, options.lr, options.batch_size, options.repeats)
+    modes.refuse_unmatched(ctx.meta["baseline"], specs)
     ctx.meta["load_before"] = load_average()
     if options.scheduler:
         return modes.train_on_cluster(specs, options.source, options.scheduler, options.worker_threads,
@@ -143,19 +153,39 @@ def run_mode(options: Options, guard: SignalGuard) -> list[RunResult]:
 
 
 def finish(options: Options, results: list[RunResult], guard: SignalGuard) -> None:
-    """Write every output, print the table, warn, and exit with the code that says how the run ended."""
+    """Write every output, print the table (and the comparison with --baseline), warn, and exit with the code
+    that says how the run ended."""
     ctx = click.get_current_context()
-    meta = {**report.run_metadata(recorded_options(ctx.meta.get("seed", options.seed))),
+    meta = {**files.run_metadata(recorded_options(ctx.meta.get("seed", options.seed)), options.net_type),
             "machine": machine_record(ctx.meta.get("load_before", load_average()))}
-    written = outcome.write_outputs(results, meta, options.output)
+    comparison = against_baseline(ctx.meta.get("baseline"), results, meta, options)
+    written = outcome.write_outputs(results, meta, options.output, comparison)
     if options.plot and results:
         written &= outcome.write_plot(results, options.plot, plot_title(options))
+    written &= outcome.write_report(options.report, meta, results=results, comparison=comparison)
     if results:
         stdout = outcome.Stdout()
         outcome.print_results(stdout, results, options.table_format, options.confusion)
+        outcome.print_comparison(stdout, comparison, options.table_format)
         written &= stdout.ok
     outcome.warn_about(results, options.min_test_accuracy, options.quiet)
-    sys.exit(guard.exit_code() if guard.stopped else outcome.exit_code(results, options.min_test_accuracy, written))
+    regression = comparison is not None and comparison.regression
+    sys.exit(guard.exit_code() if guard.stopped
+             else outcome.exit_code(results, options.min_test_accuracy, written, regression))
+
+
+def against_baseline(base: baseline.SavedRuns | None, results: list[RunResult], meta: dict,
+                     options: Options) -> baseline.Comparison | None:
+    """The run just made against --baseline; None without one, or (with a line on stderr) when none of its
+    finished runs shares a net and setting with the baseline."""
+    if base is None or not any(r.finished for r in results):
+        return None
+    new = baseline.saved_runs("this run", {**meta, "runs": [r.to_dict() for r in results]})
+    try:
+        return baseline.compare(base, new, options.margin, options.max_slowdown)
+    except baseline.ResultsFileError as err:
+        outcome.error(str(err))
+        return None
 
 
 def recorded_options(seed: int | None) -> dict:
@@ -180,7 +210,7 @@ def run() -> None:
     guard = SignalGuard()
     try:
         with guard:
-            code = main.main(standalone_mode=False)
+            code = chosen_command()
     except SystemExit as done:
         code = done.code
     except click.ClickException as err:
@@ -191,6 +221,15 @@ def run() -> None:
     finally:
         ignore_stop_signals()
     sys.exit(code or 0)
+
+
+def chosen_command() -> int | None:
+    """`compare BASE NEW ...` runs the compare command (cli/compare.py); any other command line trains."""
+    if sys.argv[1:2] == ["compare"]:
+        from mnist_compare.cli.compare import compare_command
+
+        return compare_command.main(sys.argv[2:], prog_name="mnist-compare compare", standalone_mode=False)
+    return main.main(standalone_mode=False)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from mnist_compare.cli.progress import Progress
 from mnist_compare.nets import keras_net
 from mnist_compare.nets.check import Check, run_checks
 from mnist_compare.nets.user_net import train_reporting_errors
-from mnist_compare.output import report
+from mnist_compare.output import baseline, report
 from mnist_compare.records import mnist
 from mnist_compare.records.results import EpochCallback, RunResult
 from mnist_compare.records.shutdown import SignalGuard
@@ -45,6 +45,9 @@ NOT_HONOURED = {
         "blas_threads": "--check times nothing",
         "scheduler": "--check runs here, not on a cluster",
         "worker_threads": "--check runs here, not on a cluster",
+        "baseline": "--check trains no runs to compare: compare two training runs' results files",
+        "margin": "--check trains no runs to compare",
+        "max_slowdown": "--check trains no runs to compare",
     },
     "cluster": {
         "verbose": "per-epoch lines are not sent back from cluster workers (stderr shows each finished job)",
@@ -74,14 +77,33 @@ def refuse_what_the_mode_ignores(ctx: click.Context, mode: str) -> None:
 
 
 
-def check_net(spec: RunSpec, source: DataSource, table_format: str, outputs: tuple[str, ...], meta: dict,
-              guard: SignalGuard) -> int:
+def refuse_without_baseline(ctx: click.Context, baseline_path: str | None) -> None:
+    """A usage error when --margin or --max_slowdown is given without --baseline (they would judge nothing)."""
+    for name in ("margin", "max_slowdown"):
+        if baseline_path is None and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"--{name} has no effect without --baseline BASE.json")
+
+
+def refuse_unmatched(base: baseline.SavedRuns | None, specs: list[RunSpec]) -> None:
+    """A usage error before training when no planned net and setting is in the --baseline file."""
+    if base is None:
+        return
+    planned = {baseline.group_key({"name": s.net_name, "hyperparameters": s.hyperparameters()}): None for s in specs}
+    if not any(key in base.groups for key in planned):
+        raise click.UsageError(f"--baseline {base.label} has no finished run of a net and setting this command "
+                               f"trains ({baseline.describe_keys(base.groups)} against "
+                               f"{baseline.describe_keys(planned)})")
+
+
+def check_net(spec: RunSpec, source: DataSource, table_format: str, outputs: tuple[str, ...], report_path: str | None,
+              meta: dict, guard: SignalGuard) -> int:
     """--check: every check of spec.net against the Keras twin, printed and written; 0 when all pass, 7 when
     any fails, 5 when an output file could not be written, 128 + N when signal N stopped it (the checks
     that finished are printed and written, the others marked INTERRUPTED)."""
     checks: list[Check] = run_checks(spec, load_data_or_exit(source), keras_net.KerasNet)
     guard.training_done()
     written = outcome.write_checks(checks, meta, outputs)
+    written &= outcome.write_report(report_path, meta, checks=checks)
     stdout = outcome.Stdout()
     stdout.echo(report.render_checks(checks, table_format))
     written &= stdout.ok

@@ -100,13 +100,32 @@ outputs = section(
     option("--eval_every_epoch", is_flag=True,
            help="Also measure test loss/accuracy after every epoch (not counted in Time(s))."),
     option("--confusion", is_flag=True, help="Print each net's test-set confusion matrix and per-class accuracy."),
+    option("--report", type=click.Path(dir_okay=False), callback=values.writable_output, metavar="PATH.html",
+           help="One self-contained HTML page: command, settings, table, verdicts, curves, time per epoch, "
+                "confusion matrices, checks, the baseline comparison and the machine (no script, no network)."),
     option("--min_test_accuracy", type=float, callback=values.accuracy_threshold,
-           help="CI gate: exit 1 if a net's test accuracy is below this; 97.5 (percent) and 0.975 mean the same."),
+           help="CI gate: exit 1 if a net's mean test accuracy over its repeats is below this; 97.5 (percent) and "
+                "0.975 mean the same. With --repeats, warns when the gate would fail a net like it > 5% of runs."),
     option("--target_accuracy", type=float, callback=values.accuracy_threshold,
            help="Report each net's training time to this test accuracy (evaluated after every epoch, not counted "
                 "in Time(s)); 97 and 0.97 mean the same."),
     option("-q", "--quiet", is_flag=True, help="No progress bars or messages on stderr, only errors."),
     option("-v", "--verbose", is_flag=True, help="A summary line per epoch on stderr."),
+)
+
+MARGIN = option("--margin", type=click.FloatRange(0, min_open=True), default=0.2, show_default=True,
+                metavar="PP", help="Accuracy differences within ±PP percentage points are \"same\" (shown by TOST).")
+MAX_SLOWDOWN = option("--max_slowdown", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True,
+                      metavar="PERCENT", callback=values.slowdown_fraction,
+                      help="Times more than PERCENT % slower are \"worse\" (judged on the same machine only).")
+
+against_a_baseline = section(
+    "Against a saved baseline (also: mnist-compare compare BASE.json NEW.json)",
+    option("--baseline", type=click.Path(exists=True, dir_okay=False), metavar="BASE.json",
+           help="Compare this run with a results file saved by --output: better / same / worse per net and "
+                "setting; exit 8 when anything is worse (a regression)."),
+    MARGIN,
+    MAX_SLOWDOWN,
 )
 
 keras = section(
@@ -137,7 +156,7 @@ cluster = section(
            help="Threads for every library on each worker [default: the worker's cores]."),
 )
 
-EVERY_SECTION = (what_to_train, network, optimiser, outputs, keras, speed, cluster)
+EVERY_SECTION = (what_to_train, network, optimiser, outputs, against_a_baseline, keras, speed, cluster)
 
 
 def every_option(command: Callable) -> Callable:

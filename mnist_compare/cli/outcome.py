@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -18,12 +19,13 @@ from collections.abc import Callable, Iterator
 
 import click
 
-from mnist_compare.output import report
-from mnist_compare.output.verdict import timing_warnings
+from mnist_compare.output import baseline, files, report, stats
+from mnist_compare.output.verdict import grouped, timing_warnings
 from mnist_compare.records.results import DIVERGED, ERROR, RunResult
 
 EXIT_BELOW_THRESHOLD, EXIT_USAGE, EXIT_DIVERGED, EXIT_DATA_ERROR, EXIT_OUTPUT_ERROR, EXIT_RUN_ERROR = 1, 2, 3, 4, 5, 6
 EXIT_CHECK_FAILED = 7  # --check: at least one check failed
+EXIT_REGRESSION = 8  # against --baseline: a net and setting worse than the baseline (accuracy or time)
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE of sysexits.h: a bug, never a verdict on the nets
 
 
@@ -83,14 +85,36 @@ def attempted(path: str, write: Callable[[], object], failures: tuple = (OSError
     return True
 
 
-def write_outputs(results: list[RunResult], meta: dict, outputs: tuple[str, ...]) -> bool:
+def write_outputs(results: list[RunResult], meta: dict, outputs: tuple[str, ...],
+                  comparison: baseline.Comparison | None = None) -> bool:
     """Write every --output file (each attempted); False when any failed."""
-    return all([attempted(path, lambda p=path: report.write_results(p, results, meta)) for path in outputs])
+    return all([attempted(path, lambda p=path: files.write_results(p, results, meta, comparison))
+                for path in outputs])
 
 
 def write_checks(checks: list, meta: dict, outputs: tuple[str, ...]) -> bool:
     """Write every --output file of --check (each attempted); False when any failed."""
-    return all([attempted(path, lambda p=path: report.write_checks(p, checks, meta)) for path in outputs])
+    return all([attempted(path, lambda p=path: files.write_checks(p, checks, meta)) for path in outputs])
+
+
+def write_report(path: str | None, meta: dict, **parts) -> bool:
+    """The --report HTML page (html_report.py) of what `parts` holds; True when there is none to write."""
+    from mnist_compare.output import html_report
+
+    if path is None:
+        return True
+    return attempted(path, lambda: html_report.write_report(path, meta, **parts), (OSError, UnicodeError, ValueError))
+
+
+def read_baseline_or_exit(path: str | None) -> baseline.SavedRuns | None:
+    """The --baseline file, read before any training: one line and exit 2 or 4 when it cannot be compared."""
+    if path is None:
+        return None
+    try:
+        return baseline.read_results(path)
+    except baseline.ResultsFileError as err:
+        error(str(err))
+        sys.exit(err.exit_code)
 
 
 def write_plot(results: list[RunResult], path: str, title: str) -> bool:
@@ -116,9 +140,17 @@ def print_results(out: Stdout, results: list[RunResult], table_format: str, conf
             out.echo(report.render_confusion(result, table_format))
 
 
+def print_comparison(out: Stdout, comparison: baseline.Comparison | None, table_format: str) -> None:
+    """The comparison against --baseline, after a blank line, when there is one."""
+    if comparison is not None:
+        out.echo()
+        out.echo(files.render_comparison(comparison, table_format))
+
+
 def warn_about(results: list[RunResult], min_test_accuracy: float | None, quiet: bool = False) -> None:
     """One stderr line per problem: an error, divergence (with advice), a training loss that rose, a missed
-    gate; and, unless quiet, each reason to distrust a time (verdict.timing_warnings)."""
+    gate; and, unless quiet, each reason to distrust a time (verdict.timing_warnings) or a gate that would
+    fail a net like this one by chance."""
     for result in results:
         if result.status == ERROR:
             error(f"{result.name} (seed {result.seed}) stopped with an error: {result.error}")
@@ -128,28 +160,65 @@ def warn_about(results: list[RunResult], min_test_accuracy: float | None, quiet:
         elif result.finished and result.final_loss_rose():
             click.echo(f"Warning: {result.name}'s training loss rose from {result.initial_train_loss:.4f} before "
                        f"training to {result.train_loss:.4f} (lr {result.spec.lr} is likely too large)", err=True)
-    for line in [] if quiet else timing_warnings(results):
+    for line in [] if quiet else timing_warnings(results) + flaky_gate_warnings(results, min_test_accuracy):
         click.echo(f"Warning: {line}", err=True)
-    for result in below_threshold(results, min_test_accuracy):
-        error(f"{result.name} test accuracy {100 * result.test_accuracy:.2f}% is below the required "
+    for name, accuracies in below_threshold(results, min_test_accuracy):
+        over = f"mean test accuracy over {len(accuracies)} runs" if len(accuracies) > 1 else "test accuracy"
+        error(f"{name} {over} {100 * statistics.fmean(accuracies):.2f}% is below the required "
               f"{100 * min_test_accuracy:.2f}%")
 
 
-def below_threshold(results: list[RunResult], threshold: float | None) -> list[RunResult]:
+def finished_accuracies(results: list[RunResult]) -> dict[str, list[float]]:
+    """The label of each (setting, net) (`my_net`, or `my_net at (30, 0.1, ...)` in a sweep) -> the test
+    accuracies of its finished runs."""
+    groups = grouped(results)
+    sweep = len({setting for setting, _ in groups}) > 1
+    accuracies = {}
+    for (setting, name), runs in groups.items():
+        values = [r.test_accuracy for r in runs if r.finished]
+        if values:
+            accuracies[f"{name} at {setting}" if sweep else name] = values
+    return accuracies
+
+
+def below_threshold(results: list[RunResult], threshold: float | None) -> list[tuple[str, list[float]]]:
+    """The (label, accuracies) whose mean over the repeats is below the gate: the gate judges the mean."""
     if threshold is None:
         return []
-    return [r for r in results if r.finished and r.test_accuracy < threshold]
+    return [(name, values) for name, values in finished_accuracies(results).items()
+            if statistics.fmean(values) < threshold]
 
 
-def exit_code(results: list[RunResult], min_test_accuracy: float | None, outputs_written: bool) -> int:
-    """The most serious outcome: a run that raised (6), an output not written (5), a net diverged (3), a net
-    below the gate (1)."""
+def flaky_gate_warnings(results: list[RunResult], threshold: float | None) -> list[str]:
+    """A line for each net whose measured spread says the gate would fail it in more than 5% of runs of this
+    many repeats (stats.gate_failure_rate), with the gate and the repeats that would fail it 5% of the time."""
+    lines = []
+    for name, values in finished_accuracies(results).items() if threshold is not None else ():
+        if len(values) < 2 or statistics.stdev(values) == 0:
+            continue
+        rate = stats.gate_failure_rate(values, threshold)
+        if rate > stats.ALPHA:
+            repeats = stats.repeats_for(values, threshold)
+            advice = f" or use --repeats {repeats}" if repeats is not None and repeats > len(values) else ""
+            lines.append(f"the gate --min_test_accuracy {100 * threshold:.2f} fails a net like {name} (mean "
+                         f"{100 * statistics.fmean(values):.2f} ± {100 * statistics.stdev(values):.2f}% over "
+                         f"{len(values)} runs) about {100 * rate:.0f}% of the time; lower it to "
+                         f"{100 * stats.safe_gate(values):.2f}{advice}")
+    return lines
+
+
+def exit_code(results: list[RunResult], min_test_accuracy: float | None, outputs_written: bool,
+              regression: bool = False) -> int:
+    """The most serious outcome: a run that raised (6), an output not written (5), a net diverged (3), a
+    regression against --baseline (8), a net below the gate (1)."""
     if any(r.status == ERROR for r in results):
         return EXIT_RUN_ERROR
     if not outputs_written:
         return EXIT_OUTPUT_ERROR
     if any(r.status == DIVERGED for r in results):
         return EXIT_DIVERGED
+    if regression:
+        return EXIT_REGRESSION
     if below_threshold(results, min_test_accuracy):
         return EXIT_BELOW_THRESHOLD
     return 0

@@ -16,7 +16,7 @@ from click.core import ParameterSource
 
 from mnist_compare.nets.keras_backends import BACKEND_PACKAGES
 from mnist_compare.nets.user_net import NetLoadError, load_class
-from mnist_compare.output import report
+from mnist_compare.output import files
 
 SEED_LIMIT = 2**32  # numpy's legacy seeding, which Keras' set_random_seed calls, takes seeds below 2^32
 
@@ -76,14 +76,20 @@ def writable_output(ctx: click.Context, param: click.Parameter, value: str | Non
     if value is None:
         return None
     path = Path(value).expanduser()
-    if param.name == "output" and path.suffix.lower() not in report.OUTPUT_SUFFIXES:
-        raise click.BadParameter(f"{value}: the suffix must be one of {', '.join(report.OUTPUT_SUFFIXES)}")
-    if param.name == "plot" and path.suffix.lower() != ".png":
-        raise click.BadParameter(f"{value}: the plot is written as PNG, so the suffix must be .png")
+    if param.name == "output" and path.suffix.lower() not in files.OUTPUT_SUFFIXES:
+        raise click.BadParameter(f"{value}: the suffix must be one of {', '.join(files.OUTPUT_SUFFIXES)}")
+    required = {"plot": ".png", "report": ".html"}.get(param.name or "")
+    if required and path.suffix.lower() != required:
+        raise click.BadParameter(f"{value}: it is written as {required[1:].upper()}, so the suffix must be {required}")
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir() or not os.access(directory, os.W_OK) or path.is_dir():
         raise click.BadParameter(f"{value}: cannot write there (directory missing or not writable)")
     return str(path)
+
+
+def slowdown_fraction(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """--max_slowdown in percent (10) as a fraction (0.1)."""
+    return value / 100
 
 
 def existing_directory(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

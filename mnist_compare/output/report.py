@@ -1,40 +1,40 @@
-"""Render RunResults: the comparison table, the one-line verdict, and results files (.md, .csv, .json).
+"""Render RunResults as text: the comparison table (with its Relative column), confusion matrices and the
+--check table. Results files are files.py's.
 
 Rows group the runs of one net at one setting (several when repeated, shown as mean ± std).
-Setting columns appear only for the settings that vary, so a plain run keeps the five original columns.
+Setting columns appear only for the settings that vary, so a single net's run keeps the five original
+columns; with two nets or more, a Relative column gives each net's training time over the first net's of
+its setting: `1.00` for the first, `1.54 ± 0.05` (hyperfine's ratio and sigma) for the others.
 Not for: training or parsing the command line.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
-import os
-import platform
-import shlex
 import statistics
-import sys
-from collections.abc import Iterable
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 from tabulate import tabulate
 
-from mnist_compare import __version__
-from mnist_compare.output.verdict import format_setting, summary_lines, varying_settings
+from mnist_compare.output.verdict import (
+    first_against_others,
+    format_setting,
+    summary_lines,
+    time_ratio,
+    varying_settings,
+)
 from mnist_compare.output.verdict import grouped as group_runs
-from mnist_compare.records.machine import installed_versions
-from mnist_compare.records.results import DIVERGED, ERROR, INTERRUPTED, RunResult, atomic_write
+from mnist_compare.records.results import DIVERGED, ERROR, INTERRUPTED, RunResult
 from mnist_compare.records.spec import SETTING_KEYS
 
 METRIC_COLUMNS = ("Time(s)", "Test accuracy(%)", "Test loss", "Train accuracy(%)", "Train loss")
 METRIC_FIELDS = ("train_time_s", "test_accuracy", "test_loss", "train_accuracy", "train_loss")
-OUTPUT_SUFFIXES = (".md", ".csv", ".json")
-CSV_FIELDS = ("name", "status", *SETTING_KEYS, "number_epochs", "seed", *METRIC_FIELDS, "diverged_epoch",
-              "first_epoch_s", "steady_epoch_s", "target_epoch", "time_to_target_s", "error")
+__all__ = [
+    "relative_times",
+    "render_checks",
+    "render_confusion",
+    "render_table",
+    "summary_lines",
+    "varying_settings",
+]
 
 
 def display_value(result: RunResult, field: str) -> float:
@@ -83,19 +83,46 @@ def target_cell(runs: list[RunResult], time_decimals: int) -> str:
     return f"{cell} (epoch {reached[0].target_epoch})" if len(runs) == 1 else cell
 
 
+def relative_times(results: list[RunResult]) -> dict[tuple, tuple[float, float | None]]:
+    """(setting, net name) -> (its time / the first net's time of its setting, sigma) for every net of a
+    setting with two nets or more whose runs all finished; the first net's own entry is (1.0, None)."""
+    groups = group_runs(results)
+    relative: dict[tuple, tuple[float, float | None]] = {}
+    for setting, first, other in first_against_others(groups):
+        mine, theirs = groups[(setting, first)], groups[(setting, other)]
+        if all(r.finished for r in mine):
+            relative[(setting, first)] = (1.0, None)
+        if all(r.finished for r in mine + theirs):
+            relative[(setting, other)] = time_ratio(mine, theirs)[:2]
+    return relative
+
+
+def relative_cell(entry: tuple[float, float | None] | None) -> str:
+    """`1.00`, `1.54`, `1.54 ± 0.05`, or "" for a net whose time cannot be related."""
+    if entry is None:
+        return ""
+    ratio, sigma = entry
+    return f"{ratio:.2f}" + (f" ± {sigma:.2f}" if sigma is not None else "")
+
+
 def table_rows(results: list[RunResult], time_decimals: int = 2, loss_decimals: int = 4) -> tuple[list, list]:
-    """(headers, rows) of the comparison table: setting columns that vary, net, the five metrics, and the time
-    to the target accuracy when one was asked for."""
+    """(headers, rows) of the comparison table: setting columns that vary, net, the five metrics, Relative
+    with two nets or more, and the time to the target accuracy when one was asked for."""
     settings = varying_settings(results)
     target = results[0].spec.target_accuracy
-    headers = [*settings, "Net", *METRIC_COLUMNS] + ([f"Time to {100 * target:g}%(s)"] if target is not None else [])
+    groups = group_runs(results)
+    several = len(groups) > len({setting for setting, _ in groups})
+    relative = relative_times(results) if several else {}
+    headers = [*settings, "Net", *METRIC_COLUMNS] + ["Relative"] * several
+    headers += [f"Time to {100 * target:g}%(s)"] if target is not None else []
     rows = []
-    for (setting, name), runs in group_runs(results).items():
+    for (setting, name), runs in groups.items():
         chosen = [format_setting(value) for key, value in zip(SETTING_KEYS, setting, strict=True) if key in settings]
         stopped = sum(r.status == INTERRUPTED for r in results if (r.spec.setting(), r.name) == (setting, name))
-        if stopped and runs[0].status != INTERRUPTED:
-            name = f"{name} ({len(runs)} runs; {stopped} interrupted)"
-        rows.append([*chosen, name, *metric_cells(runs, time_decimals, loss_decimals)]
+        label = f"{name} ({len(runs)} runs; {stopped} interrupted)" if stopped and runs[0].status != INTERRUPTED \
+            else name
+        rows.append([*chosen, label, *metric_cells(runs, time_decimals, loss_decimals)]
+                    + [relative_cell(relative.get((setting, name)))] * several
                     + [target_cell(runs, time_decimals)] * (target is not None))
     return headers, rows
 
@@ -115,105 +142,8 @@ def render_confusion(result: RunResult, table_format: str = "github") -> str:
     return tabulate(rows, headers=headers, tablefmt=table_format)
 
 
-def library_versions() -> dict[str, str | None]:
-    """Installed versions of the libraries that shape the numbers, read without importing them."""
-    packages = ("numpy", "scipy", "tensorflow", "keras", "jax", "jaxlib", "torch", "click", "tabulate")
-    return {"python": platform.python_version(), **installed_versions(packages)}
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def command_line() -> str:
-    """The command as a shell would take it back (shlex quoting); bytes that are not UTF-8 (a file name
-    in another encoding) become U+FFFD, so the line can be written into any results file."""
-    args = [arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for arg in sys.argv]
-    return shlex.join(args)
-
-
-def run_metadata(options: dict[str, Any]) -> dict[str, Any]:
-    """What a reader needs to reproduce a results file: options, command line, libraries, machine, date."""
-    return {"tool": "mnist-compare", "tool_version": __version__,
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "command_line": command_line(), "options": options, "libraries": library_versions(),
-            "cpu": cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform()}
-
-
-def render_csv(results: Iterable[RunResult]) -> str:
-    """One row per run, floats at full precision (repr)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for result in results:
-        writer.writerow({**result.hyperparameters, **result.to_dict()})
-    return buffer.getvalue()
-
-
-def render_json(results: list[RunResult], meta: dict[str, Any]) -> str:
-    """Strict JSON: a value that is not a finite number (a diverged or interrupted run's) is null."""
-    data = {**meta, "runs": [r.to_dict() for r in results], "summary": summary_lines(results)}
-    return json.dumps(finite_or_null(data), indent=2, allow_nan=False) + "\n"
-
-
-def finite_or_null(value: Any) -> Any:
-    """value with every NaN or infinite float, at any depth, replaced by None; paths become strings."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: finite_or_null(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite_or_null(item) for item in value]
-    return value
-
-
-def render_markdown(results: list[RunResult], meta: dict[str, Any]) -> str:
-    """The table, the verdict lines, the command and the date; with no run finished (a stop signal while the
-    data loaded), a line that says so instead of the table."""
-    table = render_table(results, "github") if results else "No run started: the command was stopped first."
-    lines = [table, "", *(f"- {line}" for line in summary_lines(results)), "",
-             f"Command: `{meta['command_line']}`  ", f"Date: {meta['date']}; CPU: {meta['cpu']}"]
-    return "\n".join(lines) + "\n"
-
-
-def write_results(path: str | Path, results: list[RunResult], meta: dict[str, Any]) -> None:
-    """Write results to `path` in the format its suffix names (.md, .csv, .json), atomically."""
-    suffix = Path(path).suffix.lower()
-    renderers = {".md": lambda: render_markdown(results, meta), ".csv": lambda: render_csv(results),
-                 ".json": lambda: render_json(results, meta)}
-    text = renderers[suffix]()
-    with atomic_write(path, "w") as f:
-        f.write(text)
-
-
 def render_checks(checks: list, table_format: str = "github") -> str:
     """The --check table: one row per check with its status, measured figure, tolerance and diagnosis."""
     rows = [[c.name, c.status, c.measured, c.tolerance, c.diagnosis] for c in checks]
     return tabulate(rows, headers=["Check", "Status", "Measured", "Tolerance", "Diagnosis"], tablefmt=table_format,
                     disable_numparse=True)
-
-
-def write_checks(path: str | Path, checks: list, meta: dict[str, Any]) -> None:
-    """--check results as .json ({"checks": [...]} with the run's metadata), .md (the table) or .csv."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".json":
-        text = json.dumps(finite_or_null({**meta, "checks": [c.to_dict() for c in checks]}), indent=2,
-                          allow_nan=False) + "\n"
-    elif suffix == ".md":
-        text = f"{render_checks(checks)}\n\nCommand: `{meta['command_line']}`  \nDate: {meta['date']}\n"
-    else:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=["name", "status", "measured", "tolerance", "diagnosis"],
-                                extrasaction="ignore",
-                                lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(c.to_dict() for c in checks)
-        text = buffer.getvalue()
-    with atomic_write(path, "w") as f:
-        f.write(text)

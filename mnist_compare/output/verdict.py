@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 
+from mnist_compare.output.stats import holm
 from mnist_compare.records.results import INTERRUPTED, RunResult
 from mnist_compare.records.spec import SETTING_KEYS
 
@@ -72,15 +73,21 @@ def startup_phrase(runs: list[RunResult]) -> str:
     return f"{runs[0].name}'s first epoch includes {statistics.fmean(excess):.1f} s of {what}"
 
 
+def time_ratio(mine: list[RunResult], theirs: list[RunResult]) -> tuple[float, float | None, list[str]]:
+    """(their time / my time, its sigma, notes): from means, or on a cluster the mean of per-job ratios (times
+    measured on one machine only), with a note that says so."""
+    hosts = {r.net_info.get("host") for r in mine + theirs} - {None}
+    if hosts:
+        ratio, sigma = per_job_ratio(mine, theirs)
+        return ratio, sigma, [f"mean of per-job ratios on {len(hosts)} host{'s' * (len(hosts) > 1)}"]
+    return (*speed_ratio([r.train_time_s for r in mine], [r.train_time_s for r in theirs]), [])
+
+
 def speed_clause(mine: list[RunResult], theirs: list[RunResult]) -> str:
     """`trained 3.10 ± 0.12x faster than keras_net (Welch's t-test on time p = 0.001; steady epochs 2.6x;
     keras_net's first epoch includes 0.9 s of tracing)`, Keras' speed levers first when they were used."""
-    ratio, sigma = speed_ratio([r.train_time_s for r in mine], [r.train_time_s for r in theirs])
-    notes = keras_levers(theirs[0])
-    hosts = {r.net_info.get("host") for r in mine + theirs} - {None}
-    if hosts:  # a cluster run: compare times measured on the same machine only, job by job
-        ratio, sigma = per_job_ratio(mine, theirs)
-        notes.append(f"mean of per-job ratios on {len(hosts)} host{'s' * (len(hosts) > 1)}")
+    ratio, sigma, how = time_ratio(mine, theirs)
+    notes = keras_levers(theirs[0]) + how
     if sigma is None:
         notes.append("1 run each")
     else:
@@ -102,15 +109,25 @@ def keras_levers(result: RunResult) -> list[str]:
     return [", ".join(levers)] if levers else []
 
 
-def comparison_line(mine: list[RunResult], theirs: list[RunResult]) -> str:
-    """`my_net trained 3.1x faster than keras_net (...); test accuracy difference +0.05 pp (...)`."""
+def accuracy_p(mine: list[RunResult], theirs: list[RunResult]) -> float:
+    """Welch's p on the two nets' test accuracies (NaN with one run of either)."""
+    return welch_p_value([r.test_accuracy for r in mine], [r.test_accuracy for r in theirs])
+
+
+def comparison_line(mine: list[RunResult], theirs: list[RunResult], p_holm: float | None = None,
+                    family: int = 1) -> str:
+    """`my_net trained 3.1x faster than keras_net (...); test accuracy difference +0.05 pp (Welch's t-test
+    p = 0.41: no difference shown)`; with several lines, the p after Holm's correction over `family` tests.
+    A p above 0.05 shows no difference, which is not a proof of equality (that is --baseline's TOST)."""
     my_acc, their_acc = ([100 * r.test_accuracy for r in runs] for runs in (mine, theirs))
     line = (f"{mine[0].name} {speed_clause(mine, theirs)}; test accuracy difference "
             f"{statistics.fmean(my_acc) - statistics.fmean(their_acc):+.2f} pp")
-    p = welch_p_value(my_acc, their_acc)
+    p = accuracy_p(mine, theirs)
     if not math.isnan(p):
-        verdict = "within noise" if p >= 0.05 else "a real difference at the 5% level"
-        line += f" (Welch's t-test p = {p:.3f}: {verdict})"
+        adjusted = p if p_holm is None else p_holm
+        holm = f", Holm over {family} tests {adjusted:.3f}" if family > 1 else ""
+        verdict = "no difference shown" if adjusted >= 0.05 else "a difference at the 5% level"
+        line += f" (Welch's t-test p = {p:.3f}{holm}: {verdict})"
     return line
 
 
@@ -145,16 +162,20 @@ def varying_settings(results: list[RunResult]) -> list[str]:
 
 def summary_lines(results: list[RunResult]) -> list[str]:
     """Per setting, one comparison line of the first net trained against each other net, where both
-    finished every run."""
+    finished every run; the accuracy tests of all lines are one family for Holm's correction."""
     groups = grouped(results)
     vary = varying_settings(results)
+    pairs = [(setting, groups[(setting, first)], groups[(setting, other)])
+             for setting, first, other in first_against_others(groups)]
+    pairs = [(s, mine, theirs) for s, mine, theirs in pairs if all(r.finished for r in mine + theirs)]
+    raw = [accuracy_p(mine, theirs) for _, mine, theirs in pairs]
+    tested = [i for i, p in enumerate(raw) if not math.isnan(p)]
+    adjusted = dict(zip(tested, holm([raw[i] for i in tested]), strict=True))
     lines = []
-    for setting, first, other in first_against_others(groups):
-        mine, theirs = groups[(setting, first)], groups[(setting, other)]
+    for i, (setting, mine, theirs) in enumerate(pairs):
         prefix = ", ".join(f"{key}={format_setting(value)}" for key, value in zip(SETTING_KEYS, setting, strict=True)
                            if key in vary)
-        if all(r.finished for r in mine + theirs):
-            lines.append(f"{prefix}: " * bool(prefix) + comparison_line(mine, theirs))
+        lines.append(f"{prefix}: " * bool(prefix) + comparison_line(mine, theirs, adjusted.get(i), len(tested)))
     return lines
 
 

@@ -1,0 +1,66 @@
+"""`mnist-compare compare BASE.json NEW.json`: two saved results files compared without training, as
+--baseline compares a run just made (output/baseline.py). run() in main.py sends a command line whose first
+word is `compare` here.
+
+Exit codes: 0 no regression, 8 a net and setting worse than the baseline, 2 usage (a --check file, a newer
+format, no net and setting in common), 4 a file that is not a results file or is truncated, 5 an output not
+written.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from tabulate import tabulate_formats
+
+from mnist_compare.cli import outcome
+from mnist_compare.cli.options import MARGIN, MAX_SLOWDOWN, dashes_to_underscores, section
+from mnist_compare.cli.values import writable_output, writable_outputs
+from mnist_compare.output import baseline, files
+
+HELP = """Compare NEW.json with the baseline BASE.json, two results files saved with --output: per net and
+setting, the accuracy difference (95% interval) and the time ratio, each judged better / same / worse
+against --margin and --max_slowdown (Welch's t-tests, TOST for "same", Holm's correction); exit 8 when
+anything is worse.
+
+\b
+Example:
+  mnist-compare --compare_nets --repeats 5 --seed 1 --output base.json     (on the last good commit)
+  mnist-compare --compare_nets --repeats 5 --seed 101 --output new.json    (on the change)
+  mnist-compare compare base.json new.json --report comparison.html
+"""
+
+COMPARE_FILE = click.Path(exists=True, dir_okay=False)
+
+
+@click.command("compare", help=HELP, context_settings={
+    "help_option_names": ["-h", "--help"], "max_content_width": 110, "token_normalize_func": dashes_to_underscores})
+@click.argument("base_json", type=COMPARE_FILE, metavar="BASE.json")
+@click.argument("new_json", type=COMPARE_FILE, metavar="NEW.json")
+@section("Judging", MARGIN, MAX_SLOWDOWN)
+@click.option("--table_format", type=click.Choice(tabulate_formats), default="github", show_default=True,
+              metavar="FORMAT", help="Any tabulate format: github, latex, html, plain, grid, ...")
+@click.option("--output", type=click.Path(dir_okay=False), callback=writable_outputs, multiple=True,
+              help="Write the comparison to a .md, .csv or .json file; repeatable.")
+@click.option("--report", type=click.Path(dir_okay=False), callback=writable_output, metavar="PATH.html",
+              help="The comparison and both files' identity as one self-contained HTML page.")
+def compare_command(base_json: str, new_json: str, margin: float, max_slowdown: float, table_format: str,
+                    output: tuple[str, ...], report: str | None) -> None:
+    try:
+        comparison = baseline.compare(baseline.read_results(base_json), baseline.read_results(new_json), margin,
+                                      max_slowdown)
+    except baseline.ResultsFileError as err:
+        outcome.error(str(err))
+        sys.exit(err.exit_code)
+    meta = {**files.run_metadata({"base": base_json, "new": new_json, "margin": margin,
+                                  "max_slowdown": 100 * max_slowdown}), "machine": comparison.new.meta.get("machine")}
+    written = all([outcome.attempted(path, lambda p=path: files.write_comparison(p, comparison, meta))
+                   for path in output])
+    written &= outcome.write_report(report, meta, comparison=comparison)
+    stdout = outcome.Stdout()
+    stdout.echo(files.render_comparison(comparison, table_format))
+    written &= stdout.ok
+    if not written:
+        sys.exit(outcome.EXIT_OUTPUT_ERROR)
+    sys.exit(outcome.EXIT_REGRESSION if comparison.regression else 0)

@@ -1,0 +1,192 @@
+"""Results files: .md (the table and verdicts), .csv (one row per run), .json (every measured field, the
+metadata that reproduces the run, and its identity: format_version, tool_version, git_commit; its schema is
+mnist_compare/schema/results.schema.json), each written atomically. With --baseline, the comparison goes into
+each: a section of .md and .json, and a CSV of its own beside the runs' (PATH-baseline.csv).
+
+Not for: the text of the table (report.py) or the statistics (verdict.py, baseline.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from mnist_compare import __version__
+from mnist_compare.output import baseline
+from mnist_compare.output.report import METRIC_FIELDS, relative_times, render_checks, render_table, summary_lines
+from mnist_compare.records.identity import identity
+from mnist_compare.records.machine import installed_versions
+from mnist_compare.records.results import RunResult, atomic_write
+from mnist_compare.records.spec import SETTING_KEYS
+
+OUTPUT_SUFFIXES = (".md", ".csv", ".json")
+CSV_FIELDS = ("name", "status", *SETTING_KEYS, "number_epochs", "seed", *METRIC_FIELDS, "relative_time",
+              "relative_time_sigma", "diverged_epoch", "first_epoch_s", "steady_epoch_s", "target_epoch",
+              "time_to_target_s", "error")
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of the libraries that shape the numbers, read without importing them."""
+    packages = ("numpy", "scipy", "tensorflow", "keras", "jax", "jaxlib", "torch", "click", "tabulate")
+    return {"python": platform.python_version(), **installed_versions(packages)}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def command_line() -> str:
+    """The command as a shell would take it back (shlex quoting); bytes that are not UTF-8 (a file name
+    in another encoding) become U+FFFD, so the line can be written into any results file."""
+    args = [arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for arg in sys.argv]
+    return shlex.join(args)
+
+
+def run_metadata(options: dict[str, Any], net: type | None = None) -> dict[str, Any]:
+    """What a reader needs to reproduce a results file: its identity (records/identity.py; `net` is the
+    --net_type class, whose file's SHA-256 it records), options, command line, libraries, machine, date."""
+    return {"tool": "mnist-compare", **(identity(net) if net is not None else {"tool_version": __version__}),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "command_line": command_line(), "options": options, "libraries": library_versions(),
+            "cpu": cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform()}
+
+
+def relative_by_run(results: list[RunResult]) -> dict[int, tuple[float, float | None]]:
+    """id(run) -> its net's Relative (ratio, sigma) at its setting, for the runs the table relates."""
+    relative = relative_times(results)
+    return {id(r): relative[(r.spec.setting(), r.name)] for r in results
+            if (r.spec.setting(), r.name) in relative}
+
+
+def render_csv(results: list[RunResult]) -> str:
+    """One row per run, floats at full precision (repr); relative_time is its net's Relative at its setting."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    relative = relative_by_run(results)
+    for result in results:
+        ratio, sigma = relative.get(id(result), (None, None))
+        writer.writerow({**result.hyperparameters, **result.to_dict(), "relative_time": ratio,
+                         "relative_time_sigma": sigma})
+    return buffer.getvalue()
+
+
+def render_json(results: list[RunResult], meta: dict[str, Any], comparison: baseline.Comparison | None = None) -> str:
+    """Strict JSON: a value that is not a finite number (a diverged or interrupted run's) is null. Each
+    run's `relative_time` and `relative_time_sigma` are its net's Relative column (null when not related)."""
+    relative = relative_by_run(results)
+    runs = [{**r.to_dict(), "relative_time": relative.get(id(r), (None, None))[0],
+             "relative_time_sigma": relative.get(id(r), (None, None))[1]} for r in results]
+    data = {**meta, "runs": runs, "summary": summary_lines(results)}
+    if comparison is not None:
+        data["baseline_comparison"] = baseline.comparison_record(comparison)
+    return dumps(data)
+
+
+def dumps(data: dict[str, Any]) -> str:
+    return json.dumps(finite_or_null(data), indent=2, allow_nan=False) + "\n"
+
+
+def finite_or_null(value: Any) -> Any:
+    """value with every NaN or infinite float, at any depth, replaced by None; paths become strings."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_null(item) for item in value]
+    return value
+
+
+def render_markdown(results: list[RunResult], meta: dict[str, Any],
+                    comparison: baseline.Comparison | None = None) -> str:
+    """The table, the verdict lines, the baseline comparison, the command and the date; with no run finished
+    (a stop signal while the data loaded), a line that says so instead of the table."""
+    table = render_table(results, "github") if results else "No run started: the command was stopped first."
+    lines = [table, "", *(f"- {line}" for line in summary_lines(results)), ""]
+    if comparison is not None:
+        lines += ["Against the baseline:", "", render_comparison(comparison, "github"), ""]
+    lines += [f"Command: `{meta['command_line']}`  ", f"Date: {meta['date']}; CPU: {meta['cpu']}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_comparison(comparison: baseline.Comparison, table_format: str = "github") -> str:
+    """The comparison table, a blank line, and its lines (method, unmatched rows, machine, outcome)."""
+    headers, rows = baseline.comparison_rows(comparison)
+    table = tabulate(rows, headers=headers, tablefmt=table_format, disable_numparse=True)
+    return table + "\n\n" + "\n".join(f"- {line}" for line in baseline.comparison_lines(comparison))
+
+
+def render_comparison_csv(comparison: baseline.Comparison) -> str:
+    """One row per matched (net, setting), floats at full precision."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=baseline.CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in baseline.comparison_record(comparison)["rows"]:
+        writer.writerow({**row, "hyperparameters": json.dumps(row["hyperparameters"], sort_keys=True)})
+    return buffer.getvalue()
+
+
+def comparison_csv_path(path: str | Path) -> Path:
+    """Where a training run's CSV puts its baseline comparison: PATH-baseline.csv beside PATH."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}-baseline{path.suffix}")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_write(path, "w") as f:
+        f.write(text)
+
+
+def write_results(path: str | Path, results: list[RunResult], meta: dict[str, Any],
+                  comparison: baseline.Comparison | None = None) -> None:
+    """Write results to `path` in the format its suffix names (.md, .csv, .json), atomically."""
+    suffix = Path(path).suffix.lower()
+    renderers = {".md": lambda: render_markdown(results, meta, comparison), ".csv": lambda: render_csv(results),
+                 ".json": lambda: render_json(results, meta, comparison)}
+    write_text(path, renderers[suffix]())
+    if suffix == ".csv" and comparison is not None:
+        write_text(comparison_csv_path(path), render_comparison_csv(comparison))
+
+
+def write_comparison(path: str | Path, comparison: baseline.Comparison, meta: dict[str, Any]) -> None:
+    """`mnist-compare compare`'s --output: the comparison alone, as .md, .csv or .json."""
+    suffix = Path(path).suffix.lower()
+    renderers = {".md": lambda: f"{render_comparison(comparison)}\n\nCommand: `{meta['command_line']}`\n",
+                 ".csv": lambda: render_comparison_csv(comparison),
+                 ".json": lambda: dumps({**meta, "baseline_comparison": baseline.comparison_record(comparison)})}
+    write_text(path, renderers[suffix]())
+
+
+def write_checks(path: str | Path, checks: list, meta: dict[str, Any]) -> None:
+    """--check results as .json ({"checks": [...]} with the run's metadata), .md (the table) or .csv."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        text = dumps({**meta, "checks": [c.to_dict() for c in checks]})
+    elif suffix == ".md":
+        text = f"{render_checks(checks)}\n\nCommand: `{meta['command_line']}`  \nDate: {meta['date']}\n"
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=["name", "status", "measured", "tolerance", "diagnosis"],
+                                extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(c.to_dict() for c in checks)
+        text = buffer.getvalue()
+    write_text(path, text)

@@ -1,0 +1,115 @@
+"""--report: the HTML page of a real run opened in headless Chromium (Debian's package, which .ci/run
+installs), driven by Playwright: no console error, no request but the page itself, and the DOM holds the
+table with its Relative column, the verdicts, the figures, the comparison and the machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# As this machine's probe starts Chromium: without the background-networking flags it calls Google's hosts.
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SWEEP = ["--compare_nets", "--repeats", "2", "--hidden_size", "32,64", "--number_epochs", "2", "--quiet"]
+
+
+def mnist_compare(*args, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mnist_compare", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium; in CI a missing browser fails (it is installed by .ci/run), elsewhere it skips."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS[1:])
+        yield launched
+        launched.close()
+
+
+def open_page(browser, path: Path, screenshot: Path):
+    """(page, console messages and page errors, URLs requested) after loading `path` and taking a screenshot."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    messages, requests = [], []
+    page.on("console", lambda message: messages.append(f"{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: messages.append(f"pageerror: {error}"))
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(path.as_uri(), wait_until="load")
+    page.screenshot(path=str(screenshot), full_page=True)
+    return page, messages, requests
+
+
+@pytest.fixture(scope="module")
+def sweep_report(tmp_path_factory) -> tuple[Path, Path]:
+    """The report of a --compare_nets --repeats 2 --hidden_size 32,64 run against a baseline of hidden 32."""
+    folder = tmp_path_factory.mktemp("report")
+    base = folder / "base.json"
+    done = mnist_compare("--compare_nets", "--hidden_size", "32", "--number_epochs", "2", "--repeats", "3", "--seed",
+                         "1", "--quiet", "--output", base)
+    assert done.returncode == 0, done.stderr
+    done = mnist_compare(*SWEEP, "--seed", "7", "--baseline", base, "--report", folder / "report.html",
+                         "--output", folder / "new.json")
+    assert done.returncode in (0, 8), done.stderr  # 8: a time judged worse on a busy machine, which the page shows
+    assert json.loads((folder / "new.json").read_text())["baseline_comparison"]["regression"] == (done.returncode == 8)
+    return folder / "report.html", folder
+
+
+def test_the_report_opens_with_no_console_error_and_no_request(browser, sweep_report):
+    report, folder = sweep_report
+    page, messages, requests = open_page(browser, report, folder / "report.png")
+    assert messages == []
+    assert requests == [report.as_uri()]  # the page itself; its figures are data URIs
+    assert (folder / "report.png").stat().st_size > 10_000
+    page.close()
+
+
+def test_the_report_holds_the_table_with_relative_verdicts_figures_and_machine(browser, sweep_report):
+    report, folder = sweep_report
+    page, _, _ = open_page(browser, report, folder / "report2.png")
+    headers = page.locator("#results table th").all_inner_texts()
+    assert headers[:3] == ["hidden_size", "Net", "Time(s)"] and "Relative" in headers
+    rows = page.locator("#results table tbody tr").all()
+    assert len(rows) == 4
+    cells = [row.locator("td").all_inner_texts() for row in rows]
+    relative = headers.index("Relative")
+    assert [c[relative] for c in cells[::2]] == ["1.00", "1.00"] and all("±" in c[relative] for c in cells[1::2])
+    assert page.locator("#results li").count() == 2  # one verdict line per hidden size
+    images = page.locator("#curves img")
+    assert images.count() == 4  # learning curves and time per epoch, per hidden size
+    assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 300)")
+    assert page.locator("#confusion table").count() == 4
+    assert "Holm's correction" in page.locator("#baseline").inner_text()
+    assert "only in this run" in page.locator("#baseline").inner_text()  # hidden 64 is not in the baseline
+    assert "blas" in page.locator("#machine pre").inner_text()
+    assert page.locator("script").count() == 0 and page.locator("link").count() == 0
+    page.close()
+
+
+def test_a_check_report_holds_the_check_table(browser, tmp_path):
+    report = tmp_path / "check.html"
+    done = mnist_compare("--check", "--hidden_size", "16", "--seed", "0", "--report", report, "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    page, messages, requests = open_page(browser, report, tmp_path / "check.png")
+    assert messages == [] and requests == [report.as_uri()]
+    names = [row[0] for row in (r.locator("td").all_inner_texts() for r in page.locator("#checks tr").all()) if row]
+    assert "gradients" in names and "trajectory" in names
+    page.close()
+
+
+def test_a_report_path_must_end_in_html(tmp_path):
+    done = mnist_compare("--report", tmp_path / "report.pdf", "--number_epochs", "1")
+    assert done.returncode == 2 and "must be .html" in done.stderr
