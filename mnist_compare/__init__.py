@@ -13,4 +13,4 @@ The original tool's files (main.py, my_net.py, keras_net.py, read_mnist.py) stay
 thin faces over this package.
 """
 
-__version__ = "1.1.0"
+__version__ = "1.2.0"

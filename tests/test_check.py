@@ -16,20 +16,23 @@ from mnist_compare.records.spec import RunSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "student_net.py"
-ALL_CHECKS = ["interface", "initialisation", "gradients", "single step", "short batch", "stability", "trajectory"]
+ALL_CHECKS = ["interface", "initialisation", "forward", "gradients", "single step", "short batch", "batch of one",
+              "stability", "determinism", "trajectory"]
 
 # One classic bug each: (the example's line, the buggy line), the checks it must fail, and their diagnosis.
 MUTATIONS = {
     "learning rate 1% too large": (
         ("self.lr = np.float32(lr)", "self.lr = np.float32(lr * 1.01)"),
-        {"single step": "the learning rate is off by +1.00%", "short batch": "off by +1.00%", "trajectory": ""}),
+        {"single step": "the learning rate is off by +1.00%", "short batch": "off by +1.00%",
+         "batch of one": "off by +1.00%", "trajectory": ""}),
     "loss summed, not averaged": (
         ("        dZ2 = (P - Y) / n", "        dZ2 = P - Y"),
         {"gradients": "the loss is summed over the batch, not averaged",
          "single step": "128 = n times Keras': the loss is summed", "short batch": "96 = n times", "trajectory": ""}),
     "last batch averaged over batch_size": (
         ("        dZ2 = (P - Y) / n", "        dZ2 = (P - Y) / 128"),
-        {"short batch": "the batch of 96 is averaged over batch_size 128, not over its own size", "trajectory": ""}),
+        {"short batch": "the batch of 96 is averaged over batch_size 128, not over its own size",
+         "batch of one": "the batch of 1 is averaged over batch_size 128", "trajectory": ""}),
     "softmax without the max shift": (
         ("        Z2 = Z2 - Z2.max(axis=1, keepdims=True)", "        Z2 = Z2"),
         {"stability": "subtract the row maximum before exp"}),
@@ -39,7 +42,27 @@ MUTATIONS = {
     "wrong sign in one gradient": (
         ("db2 = dZ2.sum(axis=0)", "db2 = -dZ2.sum(axis=0)"),
         {"gradients": "b2 differs most", "single step": "b2 differs most (relative error 2) (its sign is flipped)",
-         "short batch": "b2 differs most", "trajectory": ""}),
+         "short batch": "b2 differs most", "batch of one": "b2 differs most", "trajectory": ""}),
+    # issue 28: the forward pass, the seed, a batch of one, and where a trajectory parts
+    "the hidden bias b1 not added": (
+        ("        Z1 = X @ self.W1 + self.b1", "        Z1 = X @ self.W1"),
+        {"forward": "predict does not change with b1: the bias b1 is not added?",
+         "gradients": "disagree with finite differences", "trajectory": "first parts at epoch 1, step 2"}),
+    "softmax normalised over the wrong axis": (
+        ("np.exp(Z2).sum(axis=1, keepdims=True)", "np.exp(Z2).sum(axis=0, keepdims=True)"),
+        {"forward": "softmax normalised over the wrong axis", "gradients": "", "single step": "",
+         "short batch": "", "batch of one": "", "stability": "", "trajectory": ""}),
+    "the seed ignored: a global random state": (
+        ("rng = np.random.default_rng(seed)", "rng = np.random"),
+        {"determinism": "the seed is ignored: two nets built with the same seed start with different weights"}),
+    "np.squeeze on the inputs": (
+        ("        Z1 = X @ self.W1 + self.b1", "        X = np.squeeze(X)\n        Z1 = X @ self.W1 + self.b1"),
+        {"batch of one": "on a batch of one example (X of shape (1, 784)): np.squeeze"}),
+    "learning rate halved after 59 steps": (
+        ("        self.W1 -= self.lr * dW1",
+         "        self.steps = getattr(self, 'steps', 0) + 1\n        if self.steps == 60:\n"
+         "            self.lr = self.lr / 2\n        self.W1 -= self.lr * dW1"),
+        {"trajectory": "first parts at epoch 2, step 13 (global step 60), W2 first, after 59 identical steps"}),
 }
 
 
@@ -71,6 +94,15 @@ def test_each_classic_bug_fails_exactly_its_checks_with_the_right_diagnosis(tmp_
     assert failed == set(expected), {name: (c.status, c.measured, c.diagnosis) for name, c in results.items()}
     for name, phrase in expected.items():
         assert phrase in results[name].diagnosis, (name, results[name].diagnosis)
+    if "trajectory" in expected:  # where the paired runs part is in its JSON entry too
+        record = results["trajectory"].to_dict()
+        where = record["first_divergence"]
+        assert where["global_step"] == 47 * (where["epoch"] - 1) + where["step"] and record["first_parameter"]
+
+
+def test_a_check_that_passes_records_no_divergence(data):
+    record = checks_of(EXAMPLE, data)["trajectory"].to_dict()
+    assert record["first_divergence"] is None and record["first_parameter"] is None
 
 
 def test_my_net_passes_every_check_through_the_cli(tmp_path):
@@ -80,6 +112,7 @@ def test_my_net_passes_every_check_through_the_cli(tmp_path):
     checks = json.loads(path.read_text())["checks"]
     assert [c["name"] for c in checks] == ALL_CHECKS and {c["status"] for c in checks} == {"PASS"}
     assert set(checks[0]) == {"name", "status", "measured", "tolerance", "diagnosis", "settings"}
+    assert checks[-1]["first_divergence"] is None  # trajectory: the runs never part
     assert all(c["settings"]["hidden_size"] == 32 and c["settings"]["optimizer"] == "sgd" for c in checks)
     assert "| trajectory " in result.stdout
 

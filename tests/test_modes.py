@@ -59,6 +59,8 @@ def test_verbose_on_a_cluster_is_refused_before_connecting():
 @pytest.mark.slow
 @pytest.mark.parametrize("args,recorded", [
     (["--optimizer", "adam", "--lr", "0.001"], {"optimizer": "adam", "beta_1": 0.9, "beta_2": 0.999, "lr": 0.001}),
+    # Adam at lr 0.1 moves weights ~0.1 a step: its float32 round-off grows with the distance (trajectory's bound)
+    (["--optimizer", "adam"], {"optimizer": "adam", "lr": 0.1}),
     (["--optimizer", "momentum", "--momentum", "0.8"], {"optimizer": "momentum", "momentum": 0.8}),
     (["--init", "he_normal"], {"init": "he_normal"}),
 ])

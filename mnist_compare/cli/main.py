@@ -74,11 +74,14 @@ class Options:
     eval_every_epoch: bool
     confusion: bool
     report: str | None
+    profile: bool
     min_test_accuracy: float | None
     target_accuracy: float | None
     quiet: bool
     verbose: bool
     baseline: str | None
+    gradescope: str | None
+    check_weights: dict[str, float] | None
     margin: float
     max_slowdown: float
     keras_backend: list[str] | None
@@ -128,7 +131,7 @@ def run_mode(options: Options, guard: SignalGuard) -> list[RunResult]:
     modes.refuse_what_the_mode_ignores(ctx, options.mode)
     if options.paired and not options.compare_nets:
         raise click.UsageError("--paired needs --compare_nets (it pairs the two nets)")
-    modes.refuse_without_baseline(ctx, options.baseline)
+    modes.refuse_without_what_they_need(ctx, {"baseline": options.baseline is not None, "check": options.check})
     ctx.meta["baseline"] = outcome.read_baseline_or_exit(options.baseline)
     modes.refuse_oversized(options.hidden_size, options.batch_size)
     seed = checked_seed(options.seed, options.repeats, secrets.randbelow)
@@ -138,7 +141,7 @@ def run_mode(options: Options, guard: SignalGuard) -> list[RunResult]:
     if options.check:
         meta = files.run_metadata(recorded_options(seed), options.net_type)
         sys.exit(modes.check_net(template, options.source, options.table_format, options.output, options.report,
-                                 meta, guard))
+                                 (options.gradescope, options.check_weights), meta, guard))
     specs = runner.plan_runs(contenders, options.hidden_size, options.lr, options.batch_size, options.repeats)
     modes.refuse_unmatched(ctx.meta["baseline"], specs)
     ctx.meta["load_before"] = load_average()
@@ -149,7 +152,7 @@ def run_mode(options: Options, guard: SignalGuard) -> list[RunResult]:
     progress.note(kernel_pin_warning() or "")
     where = options.data_dir or ("Keras" if options.source.keras else "the bundled files")
     progress.note(f"loading MNIST from {where}")
-    return modes.train_here(specs, options.source, progress, guard)
+    return modes.train_here(specs, options.source, progress, guard, options.profile)
 
 
 def finish(options: Options, results: list[RunResult], guard: SignalGuard) -> None:
@@ -157,7 +160,8 @@ def finish(options: Options, results: list[RunResult], guard: SignalGuard) -> No
     that says how the run ended."""
     ctx = click.get_current_context()
     meta = {**files.run_metadata(recorded_options(ctx.meta.get("seed", options.seed)), options.net_type),
-            "machine": machine_record(ctx.meta.get("load_before", load_average()))}
+            "machine": machine_record(ctx.meta.get("load_before", load_average())),
+            **({"profiles": ctx.meta["profiles"]} if "profiles" in ctx.meta else {})}
     comparison = against_baseline(ctx.meta.get("baseline"), results, meta, options)
     written = outcome.write_outputs(results, meta, options.output, comparison)
     if options.plot and results:
@@ -167,6 +171,7 @@ def finish(options: Options, results: list[RunResult], guard: SignalGuard) -> No
         stdout = outcome.Stdout()
         outcome.print_results(stdout, results, options.table_format, options.confusion)
         outcome.print_comparison(stdout, comparison, options.table_format)
+        outcome.print_profiles(stdout, meta.get("profiles", []), options.table_format)
         written &= stdout.ok
     outcome.warn_about(results, options.min_test_accuracy, options.quiet)
     regression = comparison is not None and comparison.regression

@@ -6,8 +6,10 @@ Not for: parsing options (options.py, values.py) or the ending of a run (outcome
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
+from collections.abc import Callable
 
 import click
 from click.core import ParameterSource
@@ -16,7 +18,7 @@ from mnist_compare.cli import outcome, plan
 from mnist_compare.cli.progress import Progress
 from mnist_compare.nets import keras_net
 from mnist_compare.nets.check import Check, run_checks
-from mnist_compare.nets.user_net import train_reporting_errors
+from mnist_compare.nets.user_net import described, train_reporting_errors, users_code
 from mnist_compare.output import baseline, report
 from mnist_compare.records import mnist
 from mnist_compare.records.results import EpochCallback, RunResult
@@ -24,7 +26,7 @@ from mnist_compare.records.shutdown import SignalGuard
 from mnist_compare.records.spec import RunSpec
 from mnist_compare.runs import runner
 from mnist_compare.runs.sources import DataSource
-from mnist_compare.runs.worker import Dispatcher
+from mnist_compare.runs.worker import Dispatcher, needs_worker
 
 # Options a mode cannot honour, with the reason the refusal gives. --check trains nothing: it runs its own
 # fixed steps on one setting, against the Keras twin on this process's backend.
@@ -48,9 +50,11 @@ NOT_HONOURED = {
         "baseline": "--check trains no runs to compare: compare two training runs' results files",
         "margin": "--check trains no runs to compare",
         "max_slowdown": "--check trains no runs to compare",
+        "profile": "--check trains no epochs to profile",
     },
     "cluster": {
         "verbose": "per-epoch lines are not sent back from cluster workers (stderr shows each finished job)",
+        "profile": "--profile profiles epochs on this machine: run without --scheduler",
     },
     "here": {
         "worker_threads": "it sets the threads of cluster workers: add --scheduler ADDRESS",
@@ -77,11 +81,14 @@ def refuse_what_the_mode_ignores(ctx: click.Context, mode: str) -> None:
 
 
 
-def refuse_without_baseline(ctx: click.Context, baseline_path: str | None) -> None:
-    """A usage error when --margin or --max_slowdown is given without --baseline (they would judge nothing)."""
-    for name in ("margin", "max_slowdown"):
-        if baseline_path is None and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
-            raise click.UsageError(f"--{name} has no effect without --baseline BASE.json")
+def refuse_without_what_they_need(ctx: click.Context, options_given: dict[str, bool]) -> None:
+    """A usage error for an option given without the one it works with: --margin and --max_slowdown judge a
+    --baseline comparison, --gradescope and --check_weights write --check's results."""
+    needs = {"margin": ("baseline", "--baseline BASE.json"), "max_slowdown": ("baseline", "--baseline BASE.json"),
+             "gradescope": ("check", "--check"), "check_weights": ("check", "--check")}
+    for name, (needed, spelled) in needs.items():
+        if not options_given[needed] and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"--{name} has no effect without {spelled}")
 
 
 def refuse_unmatched(base: baseline.SavedRuns | None, specs: list[RunSpec]) -> None:
@@ -96,7 +103,7 @@ def refuse_unmatched(base: baseline.SavedRuns | None, specs: list[RunSpec]) -> N
 
 
 def check_net(spec: RunSpec, source: DataSource, table_format: str, outputs: tuple[str, ...], report_path: str | None,
-              meta: dict, guard: SignalGuard) -> int:
+              grading: tuple[str | None, dict | None], meta: dict, guard: SignalGuard) -> int:
     """--check: every check of spec.net against the Keras twin, printed and written; 0 when all pass, 7 when
     any fails, 5 when an output file could not be written, 128 + N when signal N stopped it (the checks
     that finished are printed and written, the others marked INTERRUPTED)."""
@@ -104,6 +111,7 @@ def check_net(spec: RunSpec, source: DataSource, table_format: str, outputs: tup
     guard.training_done()
     written = outcome.write_checks(checks, meta, outputs)
     written &= outcome.write_report(report_path, meta, checks=checks)
+    written &= outcome.write_gradescope(*grading, checks, meta["options"]["net_type"])
     stdout = outcome.Stdout()
     stdout.echo(report.render_checks(checks, table_format))
     written &= stdout.ok
@@ -114,9 +122,11 @@ def check_net(spec: RunSpec, source: DataSource, table_format: str, outputs: tup
     return 0 if written else outcome.EXIT_OUTPUT_ERROR
 
 
-def train_here(specs: list[RunSpec], source: DataSource, progress: Progress, guard: SignalGuard) -> list[RunResult]:
+def train_here(specs: list[RunSpec], source: DataSource, progress: Progress, guard: SignalGuard,
+               profile: bool = False) -> list[RunResult]:
     """Load the data, then train every spec (a Keras run on another backend in a worker process); a signal
-    keeps the finished runs and marks the running one (see shutdown.py). Exit 4 on a data error."""
+    keeps the finished runs and marks the running one (see shutdown.py). Exit 4 on a data error. With
+    `profile`, one more epoch of each net under cProfile afterwards (ctx.meta["profiles"])."""
 
     def start_run(spec: RunSpec) -> EpochCallback:
         guard.check()
@@ -131,11 +141,37 @@ def train_here(specs: list[RunSpec], source: DataSource, progress: Progress, gua
 
     try:
         data = load_data_or_exit(source)
-        results, _ = runner.run_all(specs, data, start_run, progress.finish, train_one)
+        results, stopped = runner.run_all(specs, data, start_run, progress.finish, train_one)
     except KeyboardInterrupt:  # while the data loaded: no run had started
-        results = []
+        results, stopped = [], True
     progress.close()
+    if profile and not stopped:
+        with contextlib.suppress(KeyboardInterrupt):  # a stop signal while profiling: the timed runs are kept
+            click.get_current_context().meta["profiles"] = profiles_of(results, data, guard, progress.note)
     return results
+
+
+def profiles_of(results: list[RunResult], data: mnist.Dataset, guard: SignalGuard,
+                note: Callable[[str], None]) -> list[dict]:
+    """One profiled epoch (runs/profile.py) of each net that trained in this process, at its first setting and
+    seed that finished; a net trained in a worker process (another Keras backend) is named, not profiled."""
+    from mnist_compare.runs.profile import profile_one_epoch
+
+    profiles, seen = [], set()
+    for result in (r for r in results if r.finished and r.name not in seen):
+        seen.add(result.name)
+        guard.check()
+        if needs_worker(result.spec):
+            profiles.append({"net": result.name, "functions": [], "note": "trained in a worker process (another "
+                             "Keras backend): not profiled; set KERAS_BACKEND to profile it here"})
+            continue
+        note(f"profiling one epoch of {result.name}")
+        try:
+            with users_code():
+                profiles.append(profile_one_epoch(result.spec, data))
+        except Exception as err:
+            profiles.append({"net": result.name, "functions": [], "note": f"profiling raised {described(err)}"})
+    return profiles
 
 
 def train_on_cluster(specs: list[RunSpec], source: DataSource, address: str, threads: int | None,

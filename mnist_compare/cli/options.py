@@ -109,8 +109,20 @@ outputs = section(
     option("--target_accuracy", type=float, callback=values.accuracy_threshold,
            help="Report each net's training time to this test accuracy (evaluated after every epoch, not counted "
                 "in Time(s)); 97 and 0.97 mean the same."),
+    option("--profile", is_flag=True,
+           help="After the timed runs, profile one extra epoch of each net (cProfile, not counted in Time(s)) and "
+                "print its top functions by cumulative time under the table (and in the JSON)."),
     option("-q", "--quiet", is_flag=True, help="No progress bars or messages on stderr, only errors."),
     option("-v", "--verbose", is_flag=True, help="A summary line per epoch on stderr."),
+)
+
+grading = section(
+    "Grading with --check (README: For teachers)",
+    option("--gradescope", type=click.Path(dir_okay=False), callback=values.writable_output, metavar="PATH.json",
+           help="Write the checks as a Gradescope autograder results.json: one test per check, scored by weight."),
+    option("--check_weights", metavar="NAME=W,...|FILE.toml", callback=values.check_weights,
+           help="Each check's points in --gradescope (default 1 each), e.g. forward=2,gradients=3 or a TOML file "
+                "of name = weight lines."),
 )
 
 MARGIN = option("--margin", type=click.FloatRange(0, min_open=True), default=0.2, show_default=True,
@@ -156,7 +168,8 @@ cluster = section(
            help="Threads for every library on each worker [default: the worker's cores]."),
 )
 
-EVERY_SECTION = (what_to_train, network, optimiser, outputs, against_a_baseline, keras, speed, cluster)
+EVERY_SECTION = (what_to_train, network, optimiser, outputs, against_a_baseline, grading, keras, speed,
+                 cluster)
 
 
 def every_option(command: Callable) -> Callable:

@@ -140,6 +140,24 @@ def print_results(out: Stdout, results: list[RunResult], table_format: str, conf
             out.echo(report.render_confusion(result, table_format))
 
 
+def print_profiles(out: Stdout, profiles: list[dict], table_format: str) -> None:
+    """Each --profile table after a blank line."""
+    for profile in profiles:
+        out.echo()
+        out.echo(report.render_profile(profile, table_format))
+
+
+def write_gradescope(path: str | None, weights: dict | None, checks: list, net_type: str) -> bool:
+    """--gradescope's results.json; True when none was asked for."""
+    from mnist_compare.nets.check import CHECK_NAMES
+    from mnist_compare.output import gradescope
+
+    if path is None:
+        return True
+    chosen = weights or dict.fromkeys(CHECK_NAMES, gradescope.DEFAULT_WEIGHT)
+    return attempted(path, lambda: gradescope.write_gradescope(path, checks, chosen, net_type))
+
+
 def print_comparison(out: Stdout, comparison: baseline.Comparison | None, table_format: str) -> None:
     """The comparison against --baseline, after a blank line, when there is one."""
     if comparison is not None:

@@ -78,13 +78,26 @@ def writable_output(ctx: click.Context, param: click.Parameter, value: str | Non
     path = Path(value).expanduser()
     if param.name == "output" and path.suffix.lower() not in files.OUTPUT_SUFFIXES:
         raise click.BadParameter(f"{value}: the suffix must be one of {', '.join(files.OUTPUT_SUFFIXES)}")
-    required = {"plot": ".png", "report": ".html"}.get(param.name or "")
+    required = {"plot": ".png", "report": ".html", "gradescope": ".json"}.get(param.name or "")
     if required and path.suffix.lower() != required:
         raise click.BadParameter(f"{value}: it is written as {required[1:].upper()}, so the suffix must be {required}")
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir() or not os.access(directory, os.W_OK) or path.is_dir():
         raise click.BadParameter(f"{value}: cannot write there (directory missing or not writable)")
     return str(path)
+
+
+def check_weights(ctx: click.Context, param: click.Parameter, text: str | None) -> dict[str, float] | None:
+    """--check_weights as {check name: weight}, every check named (1 unless given)."""
+    from mnist_compare.nets.check import CHECK_NAMES
+    from mnist_compare.output.gradescope import WeightsError, parse_weights
+
+    if text is None:
+        return None
+    try:
+        return parse_weights(text, CHECK_NAMES)
+    except WeightsError as err:
+        raise click.BadParameter(str(err)) from None
 
 
 def slowdown_fraction(ctx: click.Context, param: click.Parameter, value: float) -> float:

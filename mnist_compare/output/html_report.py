@@ -16,7 +16,7 @@ from typing import Any
 from tabulate import tabulate
 
 from mnist_compare.output import baseline, plots
-from mnist_compare.output.report import render_checks, render_table, summary_lines, varying_settings
+from mnist_compare.output.report import render_checks, render_profile, render_table, summary_lines, varying_settings
 from mnist_compare.output.verdict import grouped, timing_warnings
 from mnist_compare.records.results import RunResult, atomic_write
 
@@ -139,6 +139,9 @@ def render_report(meta: dict[str, Any], results: list[RunResult] | None = None,
         parts.append(section("Checks against the Keras twin", render_checks(checks, "html"), "checks"))
     if results:
         parts += [curves_section(results), confusion_section(results)]
+    if meta.get("profiles"):
+        tables = [render_profile(profile, "html").replace("\n", "", 1) for profile in meta["profiles"]]
+        parts.append(section("Profile of one epoch (--profile)", "\n".join(tables), "profiles"))
     parts.append(machine_section(meta))
     body = "\n".join(parts)
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'

@@ -147,3 +147,16 @@ def render_checks(checks: list, table_format: str = "github") -> str:
     rows = [[c.name, c.status, c.measured, c.tolerance, c.diagnosis] for c in checks]
     return tabulate(rows, headers=["Check", "Status", "Measured", "Tolerance", "Diagnosis"], tablefmt=table_format,
                     disable_numparse=True)
+
+
+def render_profile(profile: dict, table_format: str = "github") -> str:
+    """`--profile`'s table for one net: its top functions by cumulative time in one epoch, or why it has none."""
+    title = f"Profile of one epoch of {profile['net']}"
+    if not profile.get("functions"):
+        return f"{title}: {profile.get('note', 'no function recorded')}"
+    rows = [[f["function"], f["calls"], f"{f['own_s']:.3f}", f"{f['cumulative_s']:.3f}",
+             f"{100 * f['share']:.0f}%" if f["share"] is not None else ""] for f in profile["functions"]]
+    table = tabulate(rows, headers=["Function", "Calls", "Own(s)", "Cumulative(s)", "Of the epoch"],
+                     tablefmt=table_format, disable_numparse=True)
+    return (f"{title} ({profile['epoch_s']:.2f} s under cProfile, an extra epoch not counted in Time(s); "
+            f"top functions by cumulative time):\n{table}")

@@ -1,0 +1,84 @@
+"""`--gradescope results.json`: --check's table in Gradescope's autograder format, one test per check.
+
+    {"score": 7.0, "output": "...", "visibility": "visible", "stdout_visibility": "visible",
+     "tests": [{"name": "forward", "number": "3", "score": 2.0, "max_score": 2.0, "status": "passed",
+                "output": "predict 5.96e-08 from Keras' ... (tolerance 1e-05)", "visibility": "visible"}, ...]}
+
+A passed check scores its weight, a failed one 0; the output of a failed check is its diagnosis. Weights are
+1 per check unless `--check_weights` gives others, as `forward=2,gradients=3` or a TOML file of
+`name = weight` lines (a [weights] table also works). Not for: running the checks (nets/check.py).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from mnist_compare.records.results import atomic_write
+
+DEFAULT_WEIGHT = 1.0
+
+
+class WeightsError(ValueError):
+    """--check_weights that cannot be read: an unknown check, a weight that is not a number >= 0, a bad file."""
+
+
+def parse_weights(text: str, names: tuple[str, ...]) -> dict[str, float]:
+    """Weights by check name from `name=weight,...` or a TOML file's path; check names may use _ or - for
+    spaces (single_step). Every name not given weighs DEFAULT_WEIGHT."""
+    path = Path(text)
+    if path.suffix.lower() == ".toml" or path.is_file():
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+            raise WeightsError(f"{text}: cannot read it as TOML ({err})") from None
+        pairs = list(table.get("weights", table).items())
+    else:
+        pairs = [tuple(item.split("=", 1)) if "=" in item else (item, None) for item in text.split(",")]
+    weights = dict.fromkeys(names, DEFAULT_WEIGHT)
+    for name, value in pairs:
+        key = str(name).strip().replace("_", " ").replace("-", " ")
+        if key not in weights:
+            raise WeightsError(f"{name}: not a check; the checks are {', '.join(names)}")
+        weights[key] = weight_value(name, value)
+    return weights
+
+
+def weight_value(name: str, value: Any) -> float:
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        raise WeightsError(f"{name}={value}: a weight must be a number >= 0") from None
+    if not weight >= 0 or weight == float("inf"):
+        raise WeightsError(f"{name}={value}: a weight must be a number >= 0")
+    return weight
+
+
+def shown_output(check: Any) -> str:
+    """What the student reads for one check: the diagnosis of a failure, else what was measured."""
+    if check.status == "PASS":
+        return f"PASS: {check.measured} (tolerance {check.tolerance})"
+    return (f"{check.status}: {check.diagnosis or check.measured} (measured {check.measured}; "
+            f"tolerance {check.tolerance})")
+
+
+def gradescope_results(checks: list, weights: dict[str, float], net_type: str) -> dict[str, Any]:
+    """Gradescope's results.json for the checks (its documented fields only)."""
+    tests = [{"name": check.name, "number": str(number),
+              "score": weights.get(check.name, DEFAULT_WEIGHT) if check.status == "PASS" else 0.0,
+              "max_score": weights.get(check.name, DEFAULT_WEIGHT), "status": "passed" if check.status == "PASS"
+              else "failed", "output": shown_output(check), "visibility": "visible"}
+             for number, check in enumerate(checks, 1)]
+    passed = sum(test["status"] == "passed" for test in tests)
+    return {"score": sum(test["score"] for test in tests),
+            "output": f"mnist-compare --check of {net_type}: {passed} of {len(tests)} checks passed against the "
+                      "Keras twin (each test's output says what was measured, and for a failure what is wrong)",
+            "visibility": "visible", "stdout_visibility": "visible", "tests": tests}
+
+
+def write_gradescope(path: str | Path, checks: list, weights: dict[str, float], net_type: str) -> None:
+    text = json.dumps(gradescope_results(checks, weights, net_type), indent=2) + "\n"
+    with atomic_write(path, "w") as f:
+        f.write(text)
