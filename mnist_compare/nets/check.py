@@ -141,6 +141,17 @@ def run_later_checks(names: list[str], spec: RunSpec, data: Dataset, twin_class:
             return checks + [Check(rest, INTERRUPTED, "not run", "", f"stopped by {signal}") for rest in names[index:]]
         except Exception as err:
             checks.append(Check(name, FAIL, "raised", "", f"raised {described(err)}{RAISED_HINTS.get(name, '')}"))
+    return pointed_to_the_first_failure(checks)
+
+
+def pointed_to_the_first_failure(checks: list[Check]) -> list[Check]:
+    """A failed trajectory after another failed check: where the runs part, then the check to start from
+    (the other failure explains it; the trajectory's own guesses would mislead)."""
+    failed = [c.name for c in checks if c.status == FAIL and c.name != "trajectory"]
+    for check in checks:
+        if check.name == "trajectory" and check.status == FAIL and failed:
+            where = check.diagnosis.split(":")[0]
+            check.diagnosis = f"{where}: the {failed[0]} check failed first, start there"
     return checks
 
 

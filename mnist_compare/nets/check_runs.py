@@ -112,6 +112,7 @@ def trajectory_diagnosis(first: dict | None, steps: int) -> str:
              f"{first['first_parameter']} first")
     if where["global_step"] == 1:
         return f"{place}: the very first step differs, see the single step check"
-    return (f"{place}, after {where['global_step'] - 1} identical steps: a step that depends on more than the "
+    same = where["global_step"] - 1
+    return (f"{place}, after {same} identical step{'s' * (same > 1)}: a step that depends on more than the "
             "batch and the weights (a learning rate that changes, a random order of its own, state kept between "
             "calls)?")

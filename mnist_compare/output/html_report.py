@@ -58,9 +58,11 @@ def header(meta: dict[str, Any], title: str) -> str:
             + section("Command", f"<pre>{escape(str(meta.get('command_line', '')))}</pre>", "command"))
 
 
-def settings_table(options: dict[str, Any]) -> str:
-    rows = [[key, json.dumps(value) if not isinstance(value, str) else value] for key, value in options.items()]
-    return tabulate(rows, headers=["Option", "Value"], tablefmt="html")
+def settings_table(options: dict[str, Any], per_row: int = 3) -> str:
+    """Every option and its value, `per_row` pairs to a row so that the list stays short."""
+    pairs = [(key, value if isinstance(value, str) else json.dumps(value)) for key, value in options.items()]
+    rows = [sum(pairs[i:i + per_row], ()) for i in range(0, len(pairs), per_row)]
+    return tabulate(rows, headers=["Option", "Value"] * per_row, tablefmt="html")
 
 
 def results_section(results: list[RunResult]) -> str:
@@ -73,10 +75,10 @@ def curves_section(results: list[RunResult]) -> str:
     vary = varying_settings(results)
     images = []
     for setting, runs in plots.by_setting(results, vary).items():
-        label = plots.setting_label(vary, setting) or "learning curves"
+        label = plots.setting_label(vary, setting)
         images.append('<div class="figures">'
-                      + figure(plots.learning_curves_figure(runs, label), f"learning curves, {label}")
-                      + figure(plots.epoch_times_figure(runs, label), f"time per epoch, {label}") + "</div>")
+                      + figure(plots.learning_curves_figure(runs, label), f"learning curves {label}")
+                      + figure(plots.epoch_times_figure(runs, label), f"time per epoch {label}") + "</div>")
     return section("Learning curves and time per epoch (mean over seeds, ± std shaded; test dashed)",
                    "\n".join(images), "curves")
 
