@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,12 @@ def mnist_subset(mnist) -> tuple[np.ndarray, ...]:
     """The first 6,000 training and 2,000 test images: 47 batches of 128 and a partial one of 112."""
     X_train, y_train, X_test, y_test = mnist
     return X_train[:6000], y_train[:6000], X_test[:2000], y_test[:2000]
+
+
+def mnist_compare_command(*args, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """`python -m mnist_compare ARGS` in a process of its own, from the repository root, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "mnist_compare", *map(str, args)], cwd=Path(__file__).parents[1],
+                          capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def run_cli(*args: str):

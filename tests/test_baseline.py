@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import numpy as np
 import pytest
+from conftest import mnist_compare_command as mnist_compare
 
 from mnist_compare.output import baseline, stats
 
@@ -20,12 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "mnist_compare" / "schema" / "results.schema.json").read_text())
 BOTH = ["--compare_nets", "--hidden_size", "32", "--number_epochs", "2", "--repeats", "5", "--quiet"]
 MY_NET = ["--hidden_size", "32", "--number_epochs", "5", "--repeats", "8", "--quiet"]
-
-
-def mnist_compare(*args: str, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess:
-    """The installed command as a user runs it (python -m mnist_compare)."""
-    return subprocess.run([sys.executable, "-m", "mnist_compare", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

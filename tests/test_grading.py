@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from conftest import mnist_compare_command as mnist_compare
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "student_net.py"
@@ -41,11 +42,6 @@ GRADESCOPE_SCHEMA = {
                 "visibility": VISIBILITY, "extra_data": {"type": "object"}}}},
     },
 }
-
-
-def mnist_compare(*args, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mnist_compare", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env=env)
 
 
 def mutant(tmp_path: Path, original: str, buggy: str) -> Path:

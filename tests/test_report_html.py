@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import mnist_compare_command as mnist_compare
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -19,11 +18,6 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SWEEP = ["--compare_nets", "--repeats", "2", "--hidden_size", "32,64", "--number_epochs", "2", "--quiet"]
-
-
-def mnist_compare(*args, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mnist_compare", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")

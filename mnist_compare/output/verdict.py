@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from mnist_compare.output.stats import holm
+from mnist_compare.output.stats import holm, untestable, welch_p
 from mnist_compare.records.results import INTERRUPTED, RunResult
 from mnist_compare.records.spec import SETTING_KEYS
 
@@ -22,12 +22,9 @@ STARTUP_NAMES = {"tensorflow": "tracing", "jax": "XLA compilation"}  # what a Ke
 
 
 def welch_p_value(a: list[float], b: list[float]) -> float:
-    """Two-sided p-value of Welch's t-test that the means of a and b are equal (NaN when undefined)."""
-    from scipy import stats
-
-    if len(a) < 2 or len(b) < 2 or (statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0):
-        return math.nan
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    """Two-sided p-value of Welch's t-test that the means of a and b are equal (NaN when undefined: one run on
+    a side, or no spread on either)."""
+    return math.nan if untestable(a, b) else welch_p(a, b, "two-sided")
 
 
 def speed_ratio(mine: list[float], theirs: list[float]) -> tuple[float, float | None]:
