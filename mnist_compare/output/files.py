@@ -68,11 +68,15 @@ def run_metadata(options: dict[str, Any], net: type | None = None) -> dict[str, 
             "cpu": cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform()}
 
 
-def relative_by_run(results: list[RunResult]) -> dict[int, tuple[float, float | None]]:
-    """id(run) -> its net's Relative (ratio, sigma) at its setting, for the runs the table relates."""
+def relative_of_each(results: list[RunResult]) -> list[tuple[RunResult, tuple[float, float | None] | None]]:
+    """Each run with its net's Relative (ratio, sigma) at its setting, None for a run the table does not relate."""
     relative = relative_times(results)
-    return {id(r): relative[(r.spec.setting(), r.name)] for r in results
-            if (r.spec.setting(), r.name) in relative}
+    return [(r, relative.get((r.spec.setting(), r.name))) for r in results]
+
+
+def relative_fields(relative: tuple[float, float | None] | None) -> dict[str, float | None]:
+    ratio, sigma = relative if relative is not None else (None, None)
+    return {"relative_time": ratio, "relative_time_sigma": sigma}
 
 
 def render_csv(results: list[RunResult]) -> str:
@@ -80,20 +84,15 @@ def render_csv(results: list[RunResult]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    relative = relative_by_run(results)
-    for result in results:
-        ratio, sigma = relative.get(id(result), (None, None))
-        writer.writerow({**result.hyperparameters, **result.to_dict(), "relative_time": ratio,
-                         "relative_time_sigma": sigma})
+    for result, relative in relative_of_each(results):
+        writer.writerow({**result.hyperparameters, **result.to_dict(), **relative_fields(relative)})
     return buffer.getvalue()
 
 
 def render_json(results: list[RunResult], meta: dict[str, Any], comparison: baseline.Comparison | None = None) -> str:
     """Strict JSON: a value that is not a finite number (a diverged or interrupted run's) is null. Each
     run's `relative_time` and `relative_time_sigma` are its net's Relative column (null when not related)."""
-    relative = relative_by_run(results)
-    runs = [{**r.to_dict(), "relative_time": relative.get(id(r), (None, None))[0],
-             "relative_time_sigma": relative.get(id(r), (None, None))[1]} for r in results]
+    runs = [{**r.to_dict(), **relative_fields(relative)} for r, relative in relative_of_each(results)]
     data = {**meta, "runs": runs, "summary": summary_lines(results)}
     if comparison is not None:
         data["baseline_comparison"] = baseline.comparison_record(comparison)
