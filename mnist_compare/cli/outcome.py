@@ -148,14 +148,13 @@ def print_profiles(out: Stdout, profiles: list[dict], table_format: str) -> None
 
 
 def write_gradescope(path: str | None, weights: dict | None, checks: list, net_type: str) -> bool:
-    """--gradescope's results.json; True when none was asked for."""
-    from mnist_compare.nets.check import CHECK_NAMES
+    """--gradescope's results.json (a check without a weight is worth gradescope.DEFAULT_WEIGHT); True when none
+    was asked for."""
     from mnist_compare.output import gradescope
 
     if path is None:
         return True
-    chosen = weights or dict.fromkeys(CHECK_NAMES, gradescope.DEFAULT_WEIGHT)
-    return attempted(path, lambda: gradescope.write_gradescope(path, checks, chosen, net_type))
+    return attempted(path, lambda: gradescope.write_gradescope(path, checks, weights or {}, net_type))
 
 
 def print_comparison(out: Stdout, comparison: baseline.Comparison | None, table_format: str) -> None:

@@ -50,27 +50,27 @@ def determinism_check(build: Callable[[int], object], seed: int, X: np.ndarray, 
                    "identical, identical, differ", diagnosis)
 
 
-def largest_gaps(net: object, twin: object) -> list[float]:
+def largest_gaps(ours: list[np.ndarray], theirs: list[np.ndarray]) -> list[float]:
     """max |ours - theirs| per parameter [W1, b1, W2, b2]."""
-    return [float(np.abs(np.asarray(a, np.float64) - b).max())
-            for a, b in zip(net.get_weights(), twin.get_weights(), strict=True)]
+    return [float(np.abs(np.asarray(a, np.float64) - b).max()) for a, b in zip(ours, theirs, strict=True)]
 
 
-def allowed_gap(twin: object, start: list[np.ndarray]) -> float:
-    """WEIGHT_TOLERANCE plus STEP_TOLERANCE (one step's relative bound) of how far the twin's weights have moved:
-    SGD's measured 1.2e-7 fits the first term; Adam moves each weight about lr per step, and its float32
-    round-off (2-3e-5 of a step, measured) adds up with the distance travelled (6.7e-5 after 94 steps at lr 0.1,
-    which an absolute 2e-6 failed). A 1% lr slip is 1e-2 of the distance, a wrong last-batch mean 1/8 of a step."""
-    moved = max(float(np.abs(np.asarray(w, np.float64) - s).max()) for w, s in zip(twin.get_weights(), start,
-                                                                                   strict=True))
-    return WEIGHT_TOLERANCE + STEP_TOLERANCE * moved
+def gaps_and_bound(net: object, twin: object, start: list[np.ndarray]) -> tuple[list[float], float]:
+    """(largest_gaps of the net against the twin, the bound they must stay within): WEIGHT_TOLERANCE plus
+    STEP_TOLERANCE (one step's relative bound) of how far the twin's weights have moved from `start`. SGD's
+    measured 1.2e-7 fits the first term; Adam moves each weight about lr per step, and its float32 round-off
+    (2-3e-5 of a step, measured) adds up with the distance travelled (6.7e-5 after 94 steps at lr 0.1, which an
+    absolute 2e-6 failed). A 1% lr slip is 1e-2 of the distance, a wrong last-batch mean 1/8 of a step."""
+    theirs = twin.get_weights()
+    moved = max(largest_gaps(theirs, start))
+    return largest_gaps(net.get_weights(), theirs), WEIGHT_TOLERANCE + STEP_TOLERANCE * moved
 
 
 def trajectory_check(spec: RunSpec, net: object, twin: object, data: Dataset) -> Check:
     """The paired run of the tests, step by step: identical initial weights and batch order, 2 epochs on 6,000
-    images with a short last batch; final weights within allowed_gap and final losses within LOSS_TOLERANCE.
-    The first step after which any weight is further apart than allowed_gap is recorded (1-based epoch, step
-    within it, global step) with the parameter furthest apart then."""
+    images with a short last batch; final weights within gaps_and_bound's bound and final losses within
+    LOSS_TOLERANCE. The first step after which any weight is further apart than that bound is recorded
+    (1-based epoch, step within it, global step) with the parameter furthest apart then."""
     X, y = data[0][:TRAJECTORY_EXAMPLES], data[1][:TRAJECTORY_EXAMPLES]
     weights = initial_weights(np.random.default_rng(spec.seed), (X.shape[1], spec.hidden_size, NUM_CLASSES),
                               spec.init)
@@ -87,12 +87,13 @@ def trajectory_check(spec: RunSpec, net: object, twin: object, data: Dataset) ->
             twin.train_on_batch(X[batch], y[batch])
             global_step += 1
             if first is None:
-                gaps = largest_gaps(net, twin)
-                if not max(gaps) <= allowed_gap(twin, start):  # NaN counts as apart
+                gaps, allowed = gaps_and_bound(net, twin, start)
+                if not max(gaps) <= allowed:  # NaN counts as apart
                     worst = int(np.argmax(np.nan_to_num(gaps, nan=np.inf)))
                     first = {"first_divergence": {"epoch": epoch + 1, "step": step + 1, "global_step": global_step},
                              "first_parameter": PARAMETER_NAMES[worst]}
-    difference, allowed = max(largest_gaps(net, twin)), allowed_gap(twin, start)
+    gaps, allowed = gaps_and_bound(net, twin, start)
+    difference = max(gaps)
     with np.errstate(all="ignore"):
         losses = mean_loss(net, X, y), mean_loss(twin, X, y)
     passed = difference <= allowed and abs(losses[0] - losses[1]) <= LOSS_TOLERANCE

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_compare.output import stats
+from mnist_compare.output.report import format_cell
 from mnist_compare.output.verdict import speed_ratio
 from mnist_compare.records.identity import FORMAT_VERSION
 
@@ -192,17 +193,11 @@ def comparison_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]
         spread = f" [{interval[0]:+.2f}, {interval[1]:+.2f}]" if interval else ""
         ratio, sigma = row.ratio
         table.append([format_setting({key: row.setting.get(key) for key in vary})] * bool(vary) + [
-            row.name, f"{len(row.base_accuracy)}/{len(row.new_accuracy)}", mean_cell(row.base_accuracy),
-            mean_cell(row.new_accuracy), f"{row.difference:+.2f}{spread}", row.accuracy.describe(),
+            row.name, f"{len(row.base_accuracy)}/{len(row.new_accuracy)}", format_cell(row.base_accuracy, 2),
+            format_cell(row.new_accuracy, 2), f"{row.difference:+.2f}{spread}", row.accuracy.describe(),
             f"{ratio:.3f}" + (f" ± {sigma:.3f}" if sigma is not None else ""),
             row.time.describe() if row.time else "not judged"])
     return headers, table
-
-
-def mean_cell(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
 def comparison_lines(comparison: Comparison) -> list[str]:
