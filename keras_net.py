@@ -7,8 +7,8 @@ optimiser in Keras 3, from mnist_compare/nets/keras_net.py, which this module re
 
 from __future__ import annotations
 
+from mnist_compare.data.idx import Dataset
 from mnist_compare.nets.keras_net import KerasNet, build_model, load_mnist
-from mnist_compare.records.mnist import Dataset
 from mnist_compare.records.results import RunResult
 from mnist_compare.runs.runner import fit_and_test
 

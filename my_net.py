@@ -14,8 +14,8 @@ Never imports TensorFlow.
 
 from __future__ import annotations
 
+from mnist_compare.data.idx import Dataset
 from mnist_compare.nets.my_net import NeuralNetwork, labels_of, log_softmax
-from mnist_compare.records.mnist import Dataset
 from mnist_compare.records.results import RunResult
 from mnist_compare.runs.runner import fit_and_test
 

@@ -1,5 +1,5 @@
 """MNIST for the original tool's scripts: the bundled, checksummed IDX files or Keras' copy, and their
-normalisation. The reader itself is mnist_compare/records/mnist.py, which this module re-exports.
+normalisation. The reader itself is mnist_compare/data/idx.py, which this module re-exports.
 
     (x_train, y_train), (x_test, y_test) = get_MNIST()          # bundled IDX files, uint8 (n, 28, 28)
     (x_train, y_train), (x_test, y_test) = get_MNIST_Keras()    # keras.datasets.mnist.load_data()
@@ -8,8 +8,7 @@ normalisation. The reader itself is mnist_compare/records/mnist.py, which this m
 
 from __future__ import annotations
 
-from mnist_compare.nets.keras_net import load_mnist as get_MNIST_Keras
-from mnist_compare.records.mnist import (
+from mnist_compare.data.idx import (
     BUNDLED_DIR,
     MnistDataError,
     flatten_and_scale,
@@ -20,6 +19,7 @@ from mnist_compare.records.mnist import (
     parse_idx,
     read_idx,
 )
+from mnist_compare.nets.keras_net import load_mnist as get_MNIST_Keras
 
 __all__ = ["BUNDLED_DIR", "MnistDataError", "flatten_and_scale", "get_MNIST", "get_MNIST_Keras", "load_data",
            "normalized_MNIST", "one_hot", "parse_idx", "read_idx"]

@@ -31,8 +31,8 @@ import click
 import numpy as np
 from tabulate import tabulate
 
+from mnist_compare.data import idx
 from mnist_compare.nets import my_net
-from mnist_compare.records import mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH_SIZE, LR = 128, 0.1
@@ -105,7 +105,7 @@ def main(against: str, hidden_sizes: str, epochs: int, rounds: int) -> None:
     """Time my_net's fits at a git revision against this checkout's, taking turns, in one process."""
     sizes = [int(h) for h in hidden_sizes.split(",")]
     versions = {against: my_net_at(against), "checkout": my_net}
-    X, y, _, _ = mnist.load_data()
+    X, y, _, _ = idx.load_data()
     labels = my_net.labels_of(y)
     rows = []
     for hidden in sizes:

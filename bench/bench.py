@@ -26,12 +26,13 @@ import click
 import numpy as np
 from tabulate import tabulate
 
+from mnist_compare.data import idx
 from mnist_compare.nets import keras_backends, keras_net, my_net
 from mnist_compare.output import files
-from mnist_compare.records import machine, mnist
 from mnist_compare.records.results import atomic_write
 from mnist_compare.records.spec import RunSpec
 from mnist_compare.runs.worker import DataSource, train_in_worker
+from mnist_compare.system import machine
 
 GEMM_SIZE = 2048
 LOAD_SECONDS = 1800  # the busy helper stops by itself after this, whatever happens to the benchmark
@@ -186,7 +187,7 @@ def main(hidden_sizes: str, epochs: int, repeats: int, load: bool, output: str |
     if pinned:
         click.echo(f"Warning: {pinned}", err=True)
     sizes = [int(h) for h in hidden_sizes.split(",")]
-    examples = len(mnist.load_data()[0])
+    examples = len(idx.load_data()[0])
     gemm_rates, blas = gemm_gflops(), machine.blas_libraries()
     runs = []
     for repeat in range(repeats):

@@ -26,10 +26,10 @@ import click
 import numpy as np
 from tabulate import tabulate
 
+from mnist_compare.data import idx
 from mnist_compare.nets import my_net
 from mnist_compare.nets.pixels import RenumberedPixels
 from mnist_compare.nets.workspace import Workspace
-from mnist_compare.records import mnist
 
 BATCH_SIZE, LR = 128, 0.1
 
@@ -112,7 +112,7 @@ def ratios(path: str | None) -> dict[int, tuple[str, float]]:
               help="A bench.py JSON file whose fastest Keras fits the floors are set against.")
 def main(hidden_sizes: str, epochs: int, against: str | None) -> None:
     """Time the parts of my_net's step inside default fits, and the floor they set under the fit time."""
-    X, y, _, _ = mnist.load_data()
+    X, y, _, _ = idx.load_data()
     keras = ratios(against)
     rows = []
     for hidden in (int(h) for h in hidden_sizes.split(",")):

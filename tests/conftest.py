@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from mnist_compare.cli import main
-from mnist_compare.records import mnist as read_mnist
+from mnist_compare.data import idx as read_mnist
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from mnist_compare.nets import check, keras_net, user_net
+from mnist_compare.check import checks as check
+from mnist_compare.nets import keras_net, user_net
 from mnist_compare.records.spec import RunSpec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,8 +11,9 @@ import pytest
 from conftest import run_cli
 
 from mnist_compare.nets import my_net
+from mnist_compare.nets.optimizers import Adam, init_kernel
 from mnist_compare.output import verdict
-from mnist_compare.records.optimizers import Adam, OptimizerSettings, init_kernel
+from mnist_compare.records.spec import OptimizerSettings
 from mnist_compare.runs import runner
 
 QUICK = ["--hidden_size", "16", "--number_epochs", "1", "--seed", "3", "--quiet"]

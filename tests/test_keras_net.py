@@ -13,9 +13,9 @@ import sys
 import numpy as np
 import pytest
 
+from mnist_compare.data.idx import one_hot
 from mnist_compare.nets import keras_backends, keras_net, my_net
-from mnist_compare.records.mnist import one_hot
-from mnist_compare.records.optimizers import OptimizerSettings
+from mnist_compare.records.spec import OptimizerSettings
 from mnist_compare.runs import runner
 
 HIDDEN, BATCH, EPOCHS, SEED = 64, 128, 2, 4

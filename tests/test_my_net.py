@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
+from mnist_compare.data.idx import one_hot
 from mnist_compare.nets import my_net
 from mnist_compare.nets.my_net import NeuralNetwork
-from mnist_compare.records.mnist import one_hot
 from mnist_compare.records.results import TrainingDiverged
 from mnist_compare.runs import runner
 

@@ -105,7 +105,7 @@ def test_a_fit_skipping_zero_pixels_equals_the_dense_fit_to_float32_rounding(mni
 
 
 def test_momentum_and_adam_keep_the_dense_loop(mnist, monkeypatch):
-    from mnist_compare.records.optimizers import OptimizerSettings
+    from mnist_compare.records.spec import OptimizerSettings
 
     monkeypatch.setattr(my_net, "worth_renumbering", lambda *fit: True)
     net = my_net.NeuralNetwork(784, 64, seed=3, optimizer=OptimizerSettings("adam"))

@@ -13,9 +13,9 @@ from conftest import idx_bytes, write_dataset, write_idx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mnist_compare.data import idx as read_mnist
+from mnist_compare.data.idx import MnistDataError
 from mnist_compare.nets import keras_net
-from mnist_compare.records import mnist as read_mnist
-from mnist_compare.records.mnist import MnistDataError
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 from conftest import run_cli, run_on_a_dumb_terminal, write_dataset, write_idx
 
-from mnist_compare.records import mnist as read_mnist
-from mnist_compare.records import results, shutdown
+from mnist_compare.data import idx as read_mnist
+from mnist_compare.records import results
+from mnist_compare.system import shutdown
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--net_type", "my", "--hidden_size", "16", "--number_epochs", "1", "--seed", "0"]

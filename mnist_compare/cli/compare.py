@@ -1,6 +1,6 @@
 """`mnist-compare compare BASE.json NEW.json`: two saved results files compared without training, as
 --baseline compares a run just made (output/baseline.py). run() in main.py sends a command line whose first
-word is `compare` here.
+word is `compare` here: a command of the group in main.py.
 
 Exit codes: 0 no regression, 8 a net and setting worse than the baseline, 2 usage (a --check file, a newer
 format, no net and setting in common), 4 a file that is not a results file or is truncated, 5 an output not
@@ -34,8 +34,9 @@ Example:
 COMPARE_FILE = click.Path(exists=True, dir_okay=False)
 
 
-@click.command("compare", help=HELP, context_settings={
-    "help_option_names": ["-h", "--help"], "max_content_width": 110, "token_normalize_func": dashes_to_underscores})
+@click.command("compare", help=HELP, short_help="Two saved results files compared: better / same / worse per net.",
+               context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110,
+                                 "token_normalize_func": dashes_to_underscores})
 @click.argument("base_json", type=COMPARE_FILE, metavar="BASE.json")
 @click.argument("new_json", type=COMPARE_FILE, metavar="NEW.json")
 @section("Judging", MARGIN, MAX_SLOWDOWN)
@@ -47,12 +48,18 @@ COMPARE_FILE = click.Path(exists=True, dir_okay=False)
               help="The comparison and both files' identity as one self-contained HTML page.")
 def compare_command(base_json: str, new_json: str, margin: float, max_slowdown: float, table_format: str,
                     output: tuple[str, ...], report: str | None) -> None:
+    sys.exit(compare(base_json, new_json, margin, max_slowdown, table_format, output, report))
+
+
+def compare(base_json: str, new_json: str, margin: float, max_slowdown: float, table_format: str = "github",
+            output: tuple[str, ...] = (), report: str | None = None) -> int:
+    """The comparison of two results files printed and written; the exit code (0, 8, or 2, 4, 5)."""
     try:
         comparison = baseline.compare(baseline.read_results(base_json), baseline.read_results(new_json), margin,
                                       max_slowdown)
     except baseline.ResultsFileError as err:
         outcome.error(str(err))
-        sys.exit(err.exit_code)
+        return err.exit_code
     meta = {**files.run_metadata({"base": base_json, "new": new_json, "margin": margin,
                                   "max_slowdown": 100 * max_slowdown}), "machine": comparison.new.meta.get("machine")}
     written = all([outcome.attempted(path, lambda p=path: files.write_comparison(p, comparison, meta))
@@ -62,5 +69,5 @@ def compare_command(base_json: str, new_json: str, margin: float, max_slowdown: 
     stdout.echo(files.render_comparison(comparison, table_format))
     written &= stdout.ok
     if not written:
-        sys.exit(outcome.EXIT_OUTPUT_ERROR)
-    sys.exit(outcome.EXIT_REGRESSION if comparison.regression else 0)
+        return outcome.EXIT_OUTPUT_ERROR
+    return outcome.EXIT_REGRESSION if comparison.regression else 0

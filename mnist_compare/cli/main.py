@@ -2,33 +2,33 @@
 
     mnist-compare --net_type my --hidden_size 256 --lr 0.1 --batch_size 128 --number_epochs 20 --compare_nets
 
-The command turns its options into one typed Options value and a RunSpec template first, refuses what the
-chosen mode would ignore, then one `if` picks the mode (modes.py). The table goes to stdout, progress and
-messages to stderr; exit codes are outcome.py's (README: Exit codes).
+The command is a Click group whose default trains: it turns its options into one typed Options value, makes
+the frozen Plan (plan.py; refusals first), runs the mode MODES names, then writes and prints; it exits here
+alone. The table goes to stdout, progress and messages to stderr; exit codes are outcome.py's (README: Exit
+codes).
 """
 
 from __future__ import annotations
 
-import contextlib
-import secrets
 import sys
-from dataclasses import dataclass
 
 import click
+from click.core import ParameterSource
 
 from mnist_compare import __version__
-from mnist_compare.cli import modes, outcome, plan
-from mnist_compare.cli.options import SectionedCommand, dashes_to_underscores, every_option
-from mnist_compare.cli.progress import Progress
-from mnist_compare.cli.values import checked_seed
-from mnist_compare.output import baseline, files
-from mnist_compare.records.machine import kernel_pin_warning, load_average, machine_record
-from mnist_compare.records.optimizers import OptimizerSettings
+from mnist_compare.check.checks import DEFAULT_WEIGHTS
+from mnist_compare.cli import outcome
+from mnist_compare.cli.compare import compare_command
+from mnist_compare.cli.modes import MODES, Made
+from mnist_compare.cli.options import SectionedGroup, dashes_to_underscores, every_option
+from mnist_compare.cli.plan import Options, Plan, make_plan
+from mnist_compare.cli.refusals import COMMAND_LINE, ENVIRONMENT
+from mnist_compare.data import idx
+from mnist_compare.output import baseline, files, report
+from mnist_compare.records.check import FAIL
 from mnist_compare.records.results import RunResult
-from mnist_compare.records.shutdown import SignalGuard, ignore_stop_signals
-from mnist_compare.records.spec import RunSpec
-from mnist_compare.runs import runner
-from mnist_compare.runs.sources import DataSource
+from mnist_compare.system.machine import load_average, machine_record
+from mnist_compare.system.shutdown import SignalGuard, ignore_stop_signals
 
 EXAMPLES = """Train a hand-written NumPy network and/or its Keras twin on MNIST and print a comparison table.
 
@@ -46,123 +46,89 @@ Examples:
 """
 
 
-@dataclass(frozen=True)
-class Options:
-    """The command's options as parsed and checked by values.py: one typed value, read as options.x after."""
-
-    net_type: type
-    compare_nets: bool
-    check: bool
-    paired: bool
-    repeats: int
-    seed: int | None
-    data_dir: str | None
-    data_source: str
-    hidden_size: list[int]
-    lr: list[float]
-    batch_size: list[int]
-    number_epochs: int
-    init: str
-    optimizer: str
-    momentum: float
-    beta_1: float
-    beta_2: float
-    epsilon: float
-    table_format: str
-    output: tuple[str, ...]
-    plot: str | None
-    eval_every_epoch: bool
-    confusion: bool
-    report: str | None
-    profile: bool
-    min_test_accuracy: float | None
-    target_accuracy: float | None
-    quiet: bool
-    verbose: bool
-    baseline: str | None
-    gradescope: str | None
-    check_weights: dict[str, float] | None
-    margin: float
-    max_slowdown: float
-    keras_backend: list[str] | None
-    steps_per_execution: int
-    jit_compile: str
-    blas_threads: str
-    scheduler: str | None
-    worker_threads: int | None
-
-    @property
-    def mode(self) -> str:
-        return "check" if self.check else "cluster" if self.scheduler else "here"
-
-    @property
-    def source(self) -> DataSource:
-        return DataSource(self.data_dir, self.data_source == "keras")
-
-    def template(self, seed: int) -> RunSpec:
-        """The RunSpec of the first setting; sweeps and repeats replace its sizes, lr and seed."""
-        return RunSpec(self.net_type, self.hidden_size[0], self.lr[0], self.batch_size[0], self.number_epochs, seed,
-                       self.paired, self.eval_every_epoch,
-                       OptimizerSettings(self.optimizer, self.momentum, self.beta_1, self.beta_2, self.epsilon),
-                       self.init, target_accuracy=self.target_accuracy, blas_threads=self.blas_threads,
-                       steps_per_execution=self.steps_per_execution, jit_compile=self.jit_compile)
-
-
-@click.command(cls=SectionedCommand, help=EXAMPLES, context_settings={
-    "help_option_names": ["-h", "--help"], "max_content_width": 110, "token_normalize_func": dashes_to_underscores})
+@click.group(cls=SectionedGroup, help=EXAMPLES, invoke_without_command=True, subcommand_metavar="[COMMAND [ARGS]...]",
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110,
+                               "token_normalize_func": dashes_to_underscores})
 @every_option
 @click.version_option(__version__, "--version", prog_name="mnist-compare")
-def main(**params: object) -> None:
-    options = Options(**params)
+@click.pass_context
+def main(ctx: click.Context, **params: object) -> None:
+    """The training command (the group's default) and --check; `compare` is a command of its own. The only
+    function that asks Click for its context: which options were given, and where from."""
+    given = {name: where for name in params if (where := given_from(ctx.get_parameter_source(name)))}
+    if ctx.invoked_subcommand is not None:
+        if COMMAND_LINE in given.values():
+            raise click.UsageError(f"options go after the command: mnist-compare {ctx.invoked_subcommand} ... "
+                                   f"(--{next(n for n, w in given.items() if w == COMMAND_LINE)} came before it)")
+        return
+    sys.exit(command(Options(**params, given=given)))
+
+
+main.add_command(compare_command)
+
+
+def given_from(source: ParameterSource | None) -> str | None:
+    """Where a given option's value came from (refusals.COMMAND_LINE or ENVIRONMENT), None for a default."""
+    return {ParameterSource.COMMANDLINE: COMMAND_LINE, ParameterSource.ENVIRONMENT: ENVIRONMENT}.get(source)
+
+
+def command(options: Options) -> int:
+    """Plan, run the mode, then write, print and warn: the exit code that says how the command ended."""
     with SignalGuard() as guard, outcome.internal_errors_reported(options.verbose):
-        results: list[RunResult] = []
-        with contextlib.suppress(KeyboardInterrupt):  # a signal before any run started (planning, loading data)
-            results = run_mode(options, guard)
+        try:
+            plan = make_plan(options, baseline_file)
+        except baseline.ResultsFileError as err:
+            outcome.error(str(err))
+            return err.exit_code
+        except KeyboardInterrupt:  # a signal while planning: nothing ran
+            plan = None
+        made = None
+        if plan is not None:
+            try:
+                made = MODES[options.mode](plan, options, guard)
+            except KeyboardInterrupt:  # a signal before any run started (loading data)
+                pass
+            except idx.MnistDataError as err:
+                outcome.error(str(err))
+                return outcome.EXIT_DATA_ERROR
         guard.training_done()
-        if options.check:  # stopped before the first check: nothing to print or write
-            sys.exit(guard.exit_code())
-        finish(options, results, guard)
+        if options.check:
+            return guard.exit_code() if made is None else finish_checks(options, plan, made.checks, guard)
+        return finish(options, plan, made or Made(), guard)
 
 
-def run_mode(options: Options, guard: SignalGuard) -> list[RunResult]:
-    """Check what the mode cannot honour and what cannot run, then train (here or on the cluster) and return
-    the results; --check exits from here."""
-    ctx = click.get_current_context()
-    modes.refuse_what_the_mode_ignores(ctx, options.mode)
-    if options.paired and not options.compare_nets:
-        raise click.UsageError("--paired needs --compare_nets (it pairs the two nets)")
-    modes.refuse_without_what_they_need(ctx, {"baseline": options.baseline is not None, "check": options.check})
-    ctx.meta["baseline"] = outcome.read_baseline_or_exit(options.baseline)
-    modes.refuse_oversized(options.hidden_size, options.batch_size)
-    seed = checked_seed(options.seed, options.repeats, secrets.randbelow)
-    ctx.meta["seed"] = seed
-    template = options.template(seed)
-    contenders = plan.contenders(template, options.compare_nets, options.keras_backend)
-    if options.check:
-        meta = files.run_metadata(recorded_options(seed), options.net_type)
-        sys.exit(modes.check_net(template, options.source, options.table_format, options.output, options.report,
-                                 (options.gradescope, options.check_weights), meta, guard))
-    specs = runner.plan_runs(contenders, options.hidden_size, options.lr, options.batch_size, options.repeats)
-    modes.refuse_unmatched(ctx.meta["baseline"], specs)
-    ctx.meta["load_before"] = load_average()
-    if options.scheduler:
-        return modes.train_on_cluster(specs, options.source, options.scheduler, options.worker_threads,
-                                      options.quiet)
-    progress = Progress(len(specs), options.quiet, options.verbose)
-    progress.note(kernel_pin_warning() or "")
-    where = options.data_dir or ("Keras" if options.source.keras else "the bundled files")
-    progress.note(f"loading MNIST from {where}")
-    return modes.train_here(specs, options.source, progress, guard, options.profile)
+def baseline_file(path: str | None) -> baseline.SavedRuns | None:
+    """The --baseline file, read before any training (a ResultsFileError says why it cannot be compared)."""
+    return None if path is None else baseline.read_results(path)
 
 
-def finish(options: Options, results: list[RunResult], guard: SignalGuard) -> None:
-    """Write every output, print the table (and the comparison with --baseline), warn, and exit with the code
-    that says how the run ended."""
-    ctx = click.get_current_context()
-    meta = {**files.run_metadata(recorded_options(ctx.meta.get("seed", options.seed)), options.net_type),
-            "machine": machine_record(ctx.meta.get("load_before", load_average())),
-            **({"profiles": ctx.meta["profiles"]} if "profiles" in ctx.meta else {})}
-    comparison = against_baseline(ctx.meta.get("baseline"), results, meta, options)
+def finish_checks(options: Options, plan: Plan, checks: list, guard: SignalGuard) -> int:
+    """--check's table printed and written (the checks a signal stopped marked INTERRUPTED): 7 when any
+    check failed, 5 when an output could not be written, 128 + N when signal N stopped it."""
+    meta = files.run_metadata(options.recorded(plan.seed), options.net_type.net)
+    weights = options.check_weights or DEFAULT_WEIGHTS
+    written = outcome.write_checks(checks, meta, options.output)
+    written &= outcome.write_report(options.report, meta, checks=checks)
+    written &= outcome.write_gradescope(options.gradescope, weights, checks, options.net_type.text)
+    stdout = outcome.Stdout()
+    stdout.echo(report.render_checks(checks, options.table_format))
+    written &= stdout.ok
+    if guard.stopped:
+        return guard.exit_code()
+    if any(c.status == FAIL for c in checks):
+        return outcome.EXIT_CHECK_FAILED
+    return 0 if written else outcome.EXIT_OUTPUT_ERROR
+
+
+def finish(options: Options, plan: Plan | None, made: Made, guard: SignalGuard) -> int:
+    """Write every output, print the table (and the comparison with --baseline), warn, and return the exit
+    code that says how the run ended. `plan` is None when a signal came while planning."""
+    results = made.results
+    seed, load_before = (plan.seed, plan.load_before) if plan else (options.seed, None)
+    meta = {**files.run_metadata(options.recorded(seed), options.net_type.net),
+            "machine": machine_record(load_before or load_average()),
+            **({"profiles": made.profiles} if made.profiles is not None else {})}
+    comparison = against_baseline(plan.baseline if plan else None, results, meta, options)
     written = outcome.write_outputs(results, meta, options.output, comparison)
     if options.plot and results:
         written &= outcome.write_plot(results, options.plot, plot_title(options))
@@ -175,8 +141,8 @@ def finish(options: Options, results: list[RunResult], guard: SignalGuard) -> No
         written &= stdout.ok
     outcome.warn_about(results, options.min_test_accuracy, options.quiet)
     regression = comparison is not None and comparison.regression
-    sys.exit(guard.exit_code() if guard.stopped
-             else outcome.exit_code(results, options.min_test_accuracy, written, regression))
+    return guard.exit_code() if guard.stopped \
+        else outcome.exit_code(results, options.min_test_accuracy, written, regression)
 
 
 def against_baseline(base: baseline.SavedRuns | None, results: list[RunResult], meta: dict,
@@ -191,12 +157,6 @@ def against_baseline(base: baseline.SavedRuns | None, results: list[RunResult], 
     except baseline.ResultsFileError as err:
         outcome.error(str(err))
         return None
-
-
-def recorded_options(seed: int | None) -> dict:
-    """The options as results files record them: each value as parsed, the seed drawn, --net_type as given."""
-    context = click.get_current_context()
-    return {**context.params, "seed": seed, "net_type": context.meta.get("net_type", "my")}
 
 
 def plot_title(options: Options) -> str:
@@ -229,12 +189,11 @@ def run() -> None:
 
 
 def chosen_command() -> int | None:
-    """`compare BASE NEW ...` runs the compare command (cli/compare.py); any other command line trains."""
-    if sys.argv[1:2] == ["compare"]:
-        from mnist_compare.cli.compare import compare_command
-
-        return compare_command.main(sys.argv[2:], prog_name="mnist-compare compare", standalone_mode=False)
-    return main.main(standalone_mode=False)
+    """The command group: `compare BASE NEW ...` runs the compare command (cli/compare.py); any other
+    command line trains (or checks). Shell completion answers _MNIST_COMPARE_COMPLETE from every entry point
+    (`python main.py` and `python -m mnist_compare` too): `eval "$(_MNIST_COMPARE_COMPLETE=bash_source
+    mnist-compare)"`."""
+    return main.main(standalone_mode=False, complete_var="_MNIST_COMPARE_COMPLETE")
 
 
 if __name__ == "__main__":

@@ -1,132 +1,80 @@
-"""The command's three modes, each a plain function of typed values (asv's `commands/`): train here, train
-on a Dask cluster, and --check; and what each mode honours, so that an option it would ignore is refused.
+"""The command's three modes, each a plain function of the Plan and the Options that returns what it made
+(asv's `commands/`): train here, train on a Dask cluster, and --check. MODES maps Options.mode to them.
 
-Not for: parsing options (options.py, values.py) or the ending of a run (outcome.py).
+Not for: parsing options (options.py, values.py), planning and refusing (plan.py, refusals.py) or the ending
+of a run (outcome.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
-import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import click
-from click.core import ParameterSource
 
-from mnist_compare.cli import outcome, plan
+from mnist_compare.check.checks import run_checks
+from mnist_compare.cli.plan import BUILTIN_NETS, Options, Plan
 from mnist_compare.cli.progress import Progress
+from mnist_compare.data import idx
 from mnist_compare.nets import keras_net
-from mnist_compare.nets.check import Check, run_checks
 from mnist_compare.nets.user_net import described, train_reporting_errors, users_code
-from mnist_compare.output import baseline, report
-from mnist_compare.records import mnist
+from mnist_compare.records.check import Check
 from mnist_compare.records.results import EpochCallback, RunResult
-from mnist_compare.records.shutdown import SignalGuard
 from mnist_compare.records.spec import RunSpec
 from mnist_compare.runs import runner
 from mnist_compare.runs.sources import DataSource
 from mnist_compare.runs.worker import Dispatcher, needs_worker
-
-# Options a mode cannot honour, with the reason the refusal gives. --check trains nothing: it runs its own
-# fixed steps on one setting, against the Keras twin on this process's backend.
-NOT_HONOURED = {
-    "check": {
-        "compare_nets": "--check always compares the net with the Keras twin",
-        "paired": "--check's step and trajectory checks always pair the nets",
-        "repeats": "--check runs once, from --seed",
-        "number_epochs": "--check's trajectory trains its own 2 epochs on 6,000 images",
-        "plot": "--check trains no learning curves",
-        "eval_every_epoch": "--check trains no epochs to evaluate",
-        "confusion": "--check makes no predictions on the test set",
-        "min_test_accuracy": "--check's gate is its exit code 7",
-        "target_accuracy": "--check trains no epochs to time",
-        "keras_backend": "--check runs the twin on this process's backend: set KERAS_BACKEND instead",
-        "steps_per_execution": "--check steps the twin one batch at a time",
-        "jit_compile": "--check uses Keras' default compilation",
-        "blas_threads": "--check times nothing",
-        "scheduler": "--check runs here, not on a cluster",
-        "worker_threads": "--check runs here, not on a cluster",
-        "baseline": "--check trains no runs to compare: compare two training runs' results files",
-        "margin": "--check trains no runs to compare",
-        "max_slowdown": "--check trains no runs to compare",
-        "profile": "--check trains no epochs to profile",
-    },
-    "cluster": {
-        "verbose": "per-epoch lines are not sent back from cluster workers (stderr shows each finished job)",
-        "profile": "--profile profiles epochs on this machine: run without --scheduler",
-    },
-    "here": {
-        "worker_threads": "it sets the threads of cluster workers: add --scheduler ADDRESS",
-    },
-}
-SWEEPS = ("hidden_size", "lr", "batch_size")  # comma lists, which --check cannot sweep
-MODE_NAMES = {"check": "with --check", "cluster": "with --scheduler", "here": "without --scheduler"}
+from mnist_compare.system.machine import kernel_pin_warning
+from mnist_compare.system.shutdown import SignalGuard
 
 
-def refuse_what_the_mode_ignores(ctx: click.Context, mode: str) -> None:
-    """A usage error (exit 2) naming the first option given on the command line that `mode` would ignore;
-    a value from the environment (MNIST_COMPARE_SCHEDULER) is only noted on stderr."""
-    for name, why in NOT_HONOURED[mode].items():
-        source = ctx.get_parameter_source(name)
-        if source == ParameterSource.COMMANDLINE:
-            raise click.UsageError(f"--{name} has no effect {MODE_NAMES[mode]}: {why}")
-        if source == ParameterSource.ENVIRONMENT:
-            click.echo(f"Note: {name} from the environment has no effect {MODE_NAMES[mode]}", err=True)
-    if mode == "check":
-        for name in SWEEPS:
-            if len(ctx.params[name]) > 1:
-                raise click.UsageError(f"--{name} {','.join(map(str, ctx.params[name]))}: --check checks one "
-                                       "setting; give one value")
+@dataclass(frozen=True)
+class Made:
+    """What a mode made: the training runs' results (and --profile's tables), or --check's checks."""
+
+    results: list[RunResult] = field(default_factory=list)
+    profiles: list[dict] | None = None
+    checks: list[Check] | None = None
 
 
-
-def refuse_without_what_they_need(ctx: click.Context, options_given: dict[str, bool]) -> None:
-    """A usage error for an option given without the one it works with: --margin and --max_slowdown judge a
-    --baseline comparison, --gradescope and --check_weights write --check's results."""
-    needs = {"margin": ("baseline", "--baseline BASE.json"), "max_slowdown": ("baseline", "--baseline BASE.json"),
-             "gradescope": ("check", "--check"), "check_weights": ("check", "--check")}
-    for name, (needed, spelled) in needs.items():
-        if not options_given[needed] and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
-            raise click.UsageError(f"--{name} has no effect without {spelled}")
+def check_mode(plan: Plan, options: Options, guard: SignalGuard) -> Made:
+    """--check: every check of the net against the Keras twin at the plan's one setting (check/checks.py);
+    the checks a stop signal prevented are marked INTERRUPTED."""
+    return Made(checks=run_checks(plan.template, options.source.load(), keras_net.KerasNet))
 
 
-def refuse_unmatched(base: baseline.SavedRuns | None, specs: list[RunSpec]) -> None:
-    """A usage error before training when no planned net and setting is in the --baseline file."""
-    if base is None:
-        return
-    planned = {baseline.group_key({"name": s.net_name, "hyperparameters": s.hyperparameters()}): None for s in specs}
-    if not any(key in base.groups for key in planned):
-        raise click.UsageError(f"--baseline {base.label} has no finished run of a net and setting this command "
-                               f"trains ({baseline.describe_keys(base.groups)} against "
-                               f"{baseline.describe_keys(planned)})")
+def here_mode(plan: Plan, options: Options, guard: SignalGuard) -> Made:
+    """Train the plan's runs on this machine, with progress on stderr; with --profile, one more epoch of each
+    net under cProfile afterwards."""
+    progress = Progress(len(plan.specs), options.quiet, options.verbose)
+    progress.note(kernel_pin_warning() or "")
+    where = options.data_dir or ("Keras" if options.source.keras else "the bundled files")
+    progress.note(f"loading MNIST from {where}")
+    results, data = train_here(list(plan.specs), options.source, progress, guard)
+    profiles = None
+    if options.profile and data is not None:
+        with contextlib.suppress(KeyboardInterrupt):  # a stop signal while profiling: the timed runs are kept
+            profiles = profiles_of(results, data, guard, progress.note)
+    return Made(results, profiles)
 
 
-def check_net(spec: RunSpec, source: DataSource, table_format: str, outputs: tuple[str, ...], report_path: str | None,
-              grading: tuple[str | None, dict | None], meta: dict, guard: SignalGuard) -> int:
-    """--check: every check of spec.net against the Keras twin, printed and written; 0 when all pass, 7 when
-    any fails, 5 when an output file could not be written, 128 + N when signal N stopped it (the checks
-    that finished are printed and written, the others marked INTERRUPTED)."""
-    checks: list[Check] = run_checks(spec, load_data_or_exit(source), keras_net.KerasNet)
-    guard.training_done()
-    written = outcome.write_checks(checks, meta, outputs)
-    written &= outcome.write_report(report_path, meta, checks=checks)
-    written &= outcome.write_gradescope(*grading, checks, meta["options"]["net_type"])
-    stdout = outcome.Stdout()
-    stdout.echo(report.render_checks(checks, table_format))
-    written &= stdout.ok
-    if guard.stopped:
-        return guard.exit_code()
-    if any(c.status == "FAIL" for c in checks):
-        return outcome.EXIT_CHECK_FAILED
-    return 0 if written else outcome.EXIT_OUTPUT_ERROR
+def cluster_mode(plan: Plan, options: Options, guard: SignalGuard) -> Made:
+    """Train the plan's runs as jobs on the Dask cluster at --scheduler."""
+    return Made(train_on_cluster(list(plan.specs), options.source, options.scheduler, options.worker_threads,
+                                 options.quiet))
 
 
-def train_here(specs: list[RunSpec], source: DataSource, progress: Progress, guard: SignalGuard,
-               profile: bool = False) -> list[RunResult]:
-    """Load the data, then train every spec (a Keras run on another backend in a worker process); a signal
-    keeps the finished runs and marks the running one (see shutdown.py). Exit 4 on a data error. With
-    `profile`, one more epoch of each net under cProfile afterwards (ctx.meta["profiles"])."""
+MODES: dict[str, Callable[[Plan, Options, SignalGuard], Made]] = {
+    "here": here_mode, "cluster": cluster_mode, "check": check_mode}
+
+
+def train_here(specs: list[RunSpec], source: DataSource, progress: Progress,
+               guard: SignalGuard) -> tuple[list[RunResult], idx.Dataset | None]:
+    """Load the data, then train every spec (a Keras run on another backend in a worker process): the results
+    and the data (None when a signal stopped the runs or came while it loaded). A signal keeps the finished
+    runs and marks the running one (see shutdown.py); a data error raises idx.MnistDataError."""
 
     def start_run(spec: RunSpec) -> EpochCallback:
         guard.check()
@@ -134,24 +82,24 @@ def train_here(specs: list[RunSpec], source: DataSource, progress: Progress, gua
 
     dispatcher = Dispatcher(source)
 
-    def train_one(spec: RunSpec, data: mnist.Dataset, on_epoch_end: EpochCallback) -> RunResult:
-        if spec.net in plan.BUILTIN_NETS.values():
+    def train_one(spec: RunSpec, data: idx.Dataset, on_epoch_end: EpochCallback) -> RunResult:
+        if spec.net in BUILTIN_NETS.values():
             return dispatcher(spec, data, on_epoch_end)
         return train_reporting_errors(dispatcher, spec, data, on_epoch_end)
 
     try:
-        data = load_data_or_exit(source)
-        results, stopped = runner.run_all(specs, data, start_run, progress.finish, train_one)
+        data = source.load()
     except KeyboardInterrupt:  # while the data loaded: no run had started
-        results, stopped = [], True
-    progress.close()
-    if profile and not stopped:
-        with contextlib.suppress(KeyboardInterrupt):  # a stop signal while profiling: the timed runs are kept
-            click.get_current_context().meta["profiles"] = profiles_of(results, data, guard, progress.note)
-    return results
+        progress.close()
+        return [], None
+    try:
+        results, stopped = runner.run_all(specs, data, start_run, progress.finish, train_one)
+    finally:
+        progress.close()
+    return results, None if stopped else data
 
 
-def profiles_of(results: list[RunResult], data: mnist.Dataset, guard: SignalGuard,
+def profiles_of(results: list[RunResult], data: idx.Dataset, guard: SignalGuard,
                 note: Callable[[str], None]) -> list[dict]:
     """One profiled epoch (runs/profile.py) of each net that trained in this process, at its first setting and
     seed that finished; a net trained in a worker process (another Keras backend) is named, not profiled."""
@@ -204,22 +152,3 @@ def train_on_cluster(specs: list[RunSpec], source: DataSource, address: str, thr
         jobs.close()
         client.close()
     return results
-
-
-def load_data_or_exit(source: DataSource) -> mnist.Dataset:
-    """The four arrays of mnist.load_data, from the IDX files or Keras' copy; exit 4 on a data error."""
-    try:
-        return source.load()
-    except mnist.MnistDataError as err:
-        outcome.error(str(err))
-        sys.exit(outcome.EXIT_DATA_ERROR)
-
-
-def refuse_oversized(hidden_sizes: list[int], batch_sizes: list[int]) -> None:
-    """A usage error, before any work, when a hidden size would not fit in memory."""
-    available = runner.physical_memory_bytes()
-    for hidden in hidden_sizes:
-        needed = max(runner.estimated_memory_bytes(hidden, b) for b in batch_sizes)
-        if needed > 0.8 * available:
-            raise click.BadParameter(f"{hidden} needs about {needed / 2**30:.1f} GiB, more than this machine's "
-                                     f"{available / 2**30:.1f} GiB allows", param_hint="'--hidden_size'")

@@ -13,7 +13,8 @@ import click
 from tabulate import tabulate_formats
 
 from mnist_compare.cli import values
-from mnist_compare.records.optimizers import DEFAULT_OPTIMIZER, INITIALIZERS, OPTIMIZERS
+from mnist_compare.nets.keras_backends import BACKEND_NAMES, DEFAULT_BACKEND
+from mnist_compare.records.spec import DEFAULT_OPTIMIZER, INITIALIZERS, OPTIMIZERS
 
 Decorator = Callable[[Callable], Callable]
 
@@ -143,8 +144,8 @@ against_a_baseline = section(
 keras = section(
     "Keras",
     option("--keras_backend", metavar="NAME[,NAME...]", callback=values.backend_list,
-           help="Backends to train the twin on: tensorflow, jax, torch; each its own row, keras_net[NAME] "
-                "[default: KERAS_BACKEND or tensorflow, named keras_net]."),
+           help=f"Backends to train the twin on: {', '.join(BACKEND_NAMES)}; each its own row, keras_net[NAME] "
+                f"[default: KERAS_BACKEND or {DEFAULT_BACKEND}, named keras_net]."),
     option("--steps_per_execution", type=click.IntRange(min=1), default=1, show_default=True,
            help="Train steps per call (Keras' speed lever; not on the torch backend)."),
     option("--jit_compile", type=click.Choice(["auto", "true", "false"]), default="auto", show_default=True,
@@ -185,8 +186,9 @@ def dashes_to_underscores(token: str) -> str:
     return token if token.startswith("-") and not token.startswith("--") else token.replace("-", "_")
 
 
-class SectionedCommand(click.Command):
-    """A command whose --help lists its options by section, after the examples of its docstring."""
+class SectionedGroup(click.Group):
+    """The command group whose default (no command named) trains: its --help lists the training options by
+    section, after the examples of its docstring, then the commands (compare, ...)."""
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         sections: dict[str, list[tuple[str, str]]] = {}
@@ -197,3 +199,4 @@ class SectionedCommand(click.Command):
         for title, rows in sections.items():
             with formatter.section(title):
                 formatter.write_dl(rows)
+        self.format_commands(ctx, formatter)

@@ -106,17 +106,6 @@ def write_report(path: str | None, meta: dict, **parts) -> bool:
     return attempted(path, lambda: html_report.write_report(path, meta, **parts), (OSError, UnicodeError, ValueError))
 
 
-def read_baseline_or_exit(path: str | None) -> baseline.SavedRuns | None:
-    """The --baseline file, read before any training: one line and exit 2 or 4 when it cannot be compared."""
-    if path is None:
-        return None
-    try:
-        return baseline.read_results(path)
-    except baseline.ResultsFileError as err:
-        error(str(err))
-        sys.exit(err.exit_code)
-
-
 def write_plot(results: list[RunResult], path: str, title: str) -> bool:
     """The learning curves (one PNG per setting of a sweep); False when writing failed."""
     from mnist_compare.output import plots
@@ -147,14 +136,13 @@ def print_profiles(out: Stdout, profiles: list[dict], table_format: str) -> None
         out.echo(report.render_profile(profile, table_format))
 
 
-def write_gradescope(path: str | None, weights: dict | None, checks: list, net_type: str) -> bool:
-    """--gradescope's results.json (a check without a weight is worth gradescope.DEFAULT_WEIGHT); True when none
-    was asked for."""
+def write_gradescope(path: str | None, weights: dict[str, float], checks: list, net_type: str) -> bool:
+    """--gradescope's results.json, each check worth its weight; True when none was asked for."""
     from mnist_compare.output import gradescope
 
     if path is None:
         return True
-    return attempted(path, lambda: gradescope.write_gradescope(path, checks, weights or {}, net_type))
+    return attempted(path, lambda: gradescope.write_gradescope(path, checks, weights, net_type))
 
 
 def print_comparison(out: Stdout, comparison: baseline.Comparison | None, table_format: str) -> None:

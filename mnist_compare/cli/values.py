@@ -8,16 +8,20 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 import numpy as np
 from click.core import ParameterSource
 
-from mnist_compare.nets.keras_backends import BACKEND_PACKAGES
+from mnist_compare.nets import keras_net, my_net
+from mnist_compare.nets.keras_backends import BACKEND_NAMES
 from mnist_compare.nets.user_net import NetLoadError, load_class
 from mnist_compare.output import files
 
+# --net_type my / keras -> the class; importing keras_net does not import TensorFlow: building a KerasNet does.
+BUILTIN_NETS = {"my": my_net.NeuralNetwork, "keras": keras_net.KerasNet}
 SEED_LIMIT = 2**32  # numpy's legacy seeding, which Keras' set_random_seed calls, takes seeds below 2^32
 
 
@@ -88,14 +92,14 @@ def writable_output(ctx: click.Context, param: click.Parameter, value: str | Non
 
 
 def check_weights(ctx: click.Context, param: click.Parameter, text: str | None) -> dict[str, float] | None:
-    """--check_weights as {check name: weight}, every check named (1 unless given)."""
-    from mnist_compare.nets.check import CHECK_NAMES
+    """--check_weights as {check name: weight}, every check named (its default weight unless given)."""
+    from mnist_compare.check.checks import DEFAULT_WEIGHTS
     from mnist_compare.output.gradescope import WeightsError, parse_weights
 
     if text is None:
         return None
     try:
-        return parse_weights(text, CHECK_NAMES)
+        return parse_weights(text, DEFAULT_WEIGHTS)
     except WeightsError as err:
         raise click.BadParameter(str(err)) from None
 
@@ -133,22 +137,27 @@ def backend_list(ctx: click.Context, param: click.Parameter, text: str | None) -
         return None
     names = [name.strip() for name in text.split(",")]
     for name in names:
-        if name not in BACKEND_PACKAGES:
-            raise click.BadParameter(f"{name}: not a Keras backend; use one of {', '.join(BACKEND_PACKAGES)}")
+        if name not in BACKEND_NAMES:
+            raise click.BadParameter(f"{name}: not a Keras backend; use one of {', '.join(BACKEND_NAMES)}")
     if len(set(names)) != len(names):
         raise click.BadParameter(f"{text}: a backend is listed twice")
     return names
 
 
-def net_class(ctx: click.Context, param: click.Parameter, text: str) -> type:
-    """--net_type: my_net's or the Keras twin's class, or the user's PATH.py:CLASS / package.module:CLASS."""
-    from mnist_compare.cli import plan
+@dataclass(frozen=True)
+class NetChoice:
+    """--net_type as given (`text`, recorded in results files) and the class it names (`net`)."""
 
-    ctx.meta["net_type"] = text  # recorded in results files as given
-    if text in plan.BUILTIN_NETS:
-        return plan.BUILTIN_NETS[text]
+    text: str
+    net: type
+
+
+def net_class(ctx: click.Context, param: click.Parameter, text: str) -> NetChoice:
+    """--net_type: my_net's or the Keras twin's class, or the user's PATH.py:CLASS / package.module:CLASS."""
+    if text in BUILTIN_NETS:
+        return NetChoice(text, BUILTIN_NETS[text])
     try:
-        return load_class(text)
+        return NetChoice(text, load_class(text))
     except NetLoadError as err:
         raise click.BadParameter(str(err)) from None
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from mnist_compare.records.optimizers import initial_weights
+from mnist_compare.nets.optimizers import initial_weights
 from mnist_compare.records.results import EpochCallback, TrainingDiverged
 from mnist_compare.records.spec import EVAL_CHUNK, NUM_CLASSES, RunSpec
 

@@ -10,16 +10,16 @@ import contextlib
 import importlib.util
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mnist_compare.records.machine import installed_versions, tensorflow_threads
-from mnist_compare.records.shutdown import signals_deferred
 from mnist_compare.records.spec import PARAMETER_NAMES
+from mnist_compare.system.machine import installed_versions, tensorflow_threads
+from mnist_compare.system.shutdown import signals_deferred
 
-BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}  # Keras backend -> its package
 DEFAULT_BACKEND = "tensorflow"
 _keras: Any = None
 
@@ -71,7 +71,7 @@ def current_backend() -> str:
 
 
 def installed_backends() -> list[str]:
-    return [b for b, package in BACKEND_PACKAGES.items() if importlib.util.find_spec(package)]
+    return [name for name, backend in BACKENDS.items() if importlib.util.find_spec(backend.packages[0])]
 
 
 def backend_problem(name: str, source: str = "KERAS_BACKEND") -> str | None:
@@ -79,30 +79,37 @@ def backend_problem(name: str, source: str = "KERAS_BACKEND") -> str | None:
     None when it can."""
     installed = installed_backends()
     have = f"installed here: {', '.join(installed) or 'none'}"
-    if name not in BACKEND_PACKAGES:
-        return f"{source}={name}: not a Keras backend; use one of {', '.join(BACKEND_PACKAGES)} ({have})"
+    if name not in BACKENDS:
+        return f"{source}={name}: not a Keras backend; use one of {', '.join(BACKEND_NAMES)} ({have})"
     if name not in installed:
-        requirements = "" if name == "tensorflow" else f", e.g. pip install -r requirements-{name}.txt"
-        return f"{source}={name}: the {BACKEND_PACKAGES[name]} package is not installed ({have}{requirements})"
+        requirements = "" if name == DEFAULT_BACKEND else f", e.g. pip install -r requirements-{name}.txt"
+        return f"{source}={name}: the {BACKENDS[name].packages[0]} package is not installed ({have}{requirements})"
     return None
 
 
 def backend_versions(name: str) -> dict[str, str | None]:
     """Installed versions of keras and the backend's packages, read without importing them."""
-    packages = {"tensorflow": ["tensorflow"], "jax": ["jax", "jaxlib"], "torch": ["torch"]}[name]
-    return installed_versions(["keras", *packages])
+    return installed_versions(["keras", *BACKENDS[name].packages])
 
 
 def backend_threads(name: str) -> dict[str, Any]:
     """How many threads the backend computes with (0 in TensorFlow: its default, one per core)."""
-    if name == "tensorflow":
-        import tensorflow  # noqa: F401  (machine reads the settings of a TensorFlow already imported)
+    return BACKENDS[name].threads()
 
-        return tensorflow_threads()
-    if name == "torch":
-        import torch
 
-        return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
+def tensorflow_thread_counts() -> dict[str, Any]:
+    import tensorflow  # noqa: F401  (machine reads the settings of a TensorFlow already imported)
+
+    return tensorflow_threads()
+
+
+def torch_thread_counts() -> dict[str, Any]:
+    import torch
+
+    return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
+
+
+def jax_thread_counts() -> dict[str, Any]:
     return {"XLA_FLAGS": os.environ.get("XLA_FLAGS", ""), "cpu_count": os.cpu_count()}
 
 
@@ -111,8 +118,7 @@ def gradients(model: Any, X: np.ndarray, Y: np.ndarray) -> dict[str, np.ndarray]
     cross-entropy on X (n, d), Y (n, c) one-hot: dW1 (d, h), db1 (h,), dW2 (h, c), db2 (c,)."""
     keras = import_keras()
     backend = keras.backend.backend()
-    autodiff = {"tensorflow": tensorflow_gradients, "jax": jax_gradients, "torch": torch_gradients}[backend]
-    grads = autodiff(keras, model, X, Y)
+    grads = BACKENDS[backend].autodiff(keras, model, X, Y)
     return {name: np.asarray(g) for name, g in zip(PARAMETER_NAMES, grads, strict=True)}
 
 
@@ -147,3 +153,22 @@ def torch_gradients(keras: Any, model: Any, X: np.ndarray, Y: np.ndarray) -> lis
     loss = mean_cross_entropy(keras, torch.as_tensor(Y), model(torch.as_tensor(X), training=True))
     grads = torch.autograd.grad(loss, [v.value for v in model.trainable_variables])
     return [g.detach().cpu().numpy() for g in grads]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A Keras backend: its packages (the first is the one whose presence makes it usable; all have their
+    versions recorded), its autodiff of the mean cross-entropy, and what says its thread counts."""
+
+    packages: tuple[str, ...]
+    autodiff: Callable[[Any, Any, np.ndarray, np.ndarray], list]
+    threads: Callable[[], dict[str, Any]]
+
+
+# The one list of Keras backends: --keras_backend's choices, the worker's, the checks' autodiff derive from it.
+BACKENDS = {
+    "tensorflow": Backend(("tensorflow",), tensorflow_gradients, tensorflow_thread_counts),
+    "jax": Backend(("jax", "jaxlib"), jax_gradients, jax_thread_counts),
+    "torch": Backend(("torch",), torch_gradients, torch_thread_counts),
+}
+BACKEND_NAMES = tuple(BACKENDS)

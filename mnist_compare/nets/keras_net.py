@@ -19,12 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from mnist_compare.data.idx import MnistDataError, Split, check_split, one_hot
 from mnist_compare.nets.contract import weights_are_finite
 from mnist_compare.nets.keras_backends import backend_threads, backend_versions, import_keras
-from mnist_compare.records.mnist import MnistDataError, Split, check_split, one_hot
-from mnist_compare.records.optimizers import DEFAULT_OPTIMIZER, OptimizerSettings
 from mnist_compare.records.results import EpochCallback, TrainingDiverged
-from mnist_compare.records.spec import EVAL_CHUNK, NUM_CLASSES, RunSpec
+from mnist_compare.records.spec import DEFAULT_OPTIMIZER, EVAL_CHUNK, NUM_CLASSES, OptimizerSettings, RunSpec
 
 JIT_COMPILE = {"auto": "auto", "true": True, "false": False}  # --jit_compile -> Keras' compile(jit_compile=...)
 
@@ -164,7 +163,7 @@ class KerasNet:
 
 def load_mnist() -> tuple[Split, Split]:
     """The original data source (read_mnist.get_MNIST_Keras at the root): `keras.datasets.mnist.load_data()`,
-    with the shapes and dtypes of records.mnist.get_MNIST. Needs the internet or the Keras cache
+    with the shapes and dtypes of data.idx.get_MNIST. Needs the internet or the Keras cache
     (~/.keras/datasets/mnist.npz); failures raise MnistDataError."""
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Keras prints "Downloading data from ..." to stdout

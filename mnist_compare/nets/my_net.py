@@ -7,7 +7,7 @@
     dZ1 = (dZ2 W2^T) * [Z1 > 0]     dW1 = X^T dZ1     db1 = sum_i dZ1
 
 Shapes: n examples in a batch, d inputs (784), h hidden units, c classes (10).
-Not for: loading data (records/mnist.py) or rendering results (report.py). Never imports TensorFlow.
+Not for: loading data (data/idx.py) or rendering results (report.py). Never imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from typing import overload
 import numpy as np
 
 from mnist_compare.nets.blas import gemm, openblas
+from mnist_compare.nets.optimizers import SGD, initial_weights, make_optimizer
 from mnist_compare.nets.pixels import RenumberedPixels, worth_renumbering
 from mnist_compare.nets.threads import ThreadChooser
 from mnist_compare.nets.workspace import Workspace
-from mnist_compare.records.optimizers import DEFAULT_OPTIMIZER, SGD, OptimizerSettings, initial_weights, make_optimizer
 from mnist_compare.records.results import EpochCallback, TrainingDiverged
-from mnist_compare.records.spec import EVAL_CHUNK, NUM_CLASSES, PARAMETER_NAMES
+from mnist_compare.records.spec import DEFAULT_OPTIMIZER, EVAL_CHUNK, NUM_CLASSES, PARAMETER_NAMES, OptimizerSettings
 
 
 def labels_of(Y: np.ndarray) -> np.ndarray:

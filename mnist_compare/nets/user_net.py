@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from mnist_compare.records.results import EpochCallback, RunFailed, RunResult
-from mnist_compare.records.shutdown import Interrupted
 from mnist_compare.records.spec import NUM_CLASSES, RunSpec
+from mnist_compare.system.shutdown import Interrupted
 
 REQUIRED_METHODS = ("train_on_batch", "predict", "get_weights", "set_weights")
 USER_MODULE_PREFIX = "user_net_"  # a net's file PATH.py is loaded as the module user_net_<PATH's stem>

@@ -16,6 +16,8 @@ import os
 import platform
 import shlex
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,14 +25,14 @@ from typing import Any
 from tabulate import tabulate
 
 from mnist_compare import __version__
+from mnist_compare.nets.keras_backends import BACKENDS
 from mnist_compare.output import baseline
 from mnist_compare.output.report import METRIC_FIELDS, relative_times, render_checks, render_table, summary_lines
 from mnist_compare.records.identity import identity
-from mnist_compare.records.machine import installed_versions
 from mnist_compare.records.results import RunResult, atomic_write
 from mnist_compare.records.spec import SETTING_KEYS
+from mnist_compare.system.machine import installed_versions
 
-OUTPUT_SUFFIXES = (".md", ".csv", ".json")
 CSV_FIELDS = ("name", "status", *SETTING_KEYS, "number_epochs", "seed", *METRIC_FIELDS, "relative_time",
               "relative_time_sigma", "diverged_epoch", "first_epoch_s", "steady_epoch_s", "target_epoch",
               "time_to_target_s", "error")
@@ -38,7 +40,8 @@ CSV_FIELDS = ("name", "status", *SETTING_KEYS, "number_epochs", "seed", *METRIC_
 
 def library_versions() -> dict[str, str | None]:
     """Installed versions of the libraries that shape the numbers, read without importing them."""
-    packages = ("numpy", "scipy", "tensorflow", "keras", "jax", "jaxlib", "torch", "click", "tabulate")
+    backends = [package for backend in BACKENDS.values() for package in backend.packages]
+    packages = ("numpy", "scipy", *backends[:1], "keras", *backends[1:], "click", "tabulate")
     return {"python": platform.python_version(), **installed_versions(packages)}
 
 
@@ -156,36 +159,58 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_results(path: str | Path, results: list[RunResult], meta: dict[str, Any],
                   comparison: baseline.Comparison | None = None) -> None:
-    """Write results to `path` in the format its suffix names (.md, .csv, .json), atomically."""
+    """Write results to `path` in the format its suffix names (WRITERS), atomically; with a comparison, a
+    CSV also gets the comparison's CSV beside it (PATH-baseline.csv)."""
     suffix = Path(path).suffix.lower()
-    renderers = {".md": lambda: render_markdown(results, meta, comparison), ".csv": lambda: render_csv(results),
-                 ".json": lambda: render_json(results, meta, comparison)}
-    write_text(path, renderers[suffix]())
+    write_text(path, WRITERS[suffix].results(results, meta, comparison))
     if suffix == ".csv" and comparison is not None:
         write_text(comparison_csv_path(path), render_comparison_csv(comparison))
 
 
 def write_comparison(path: str | Path, comparison: baseline.Comparison, meta: dict[str, Any]) -> None:
-    """`mnist-compare compare`'s --output: the comparison alone, as .md, .csv or .json."""
-    suffix = Path(path).suffix.lower()
-    renderers = {".md": lambda: f"{render_comparison(comparison)}\n\nCommand: `{meta['command_line']}`\n",
-                 ".csv": lambda: render_comparison_csv(comparison),
-                 ".json": lambda: dumps({**meta, "baseline_comparison": baseline.comparison_record(comparison)})}
-    write_text(path, renderers[suffix]())
+    """`mnist-compare compare`'s --output: the comparison alone, in the format its suffix names."""
+    write_text(path, WRITERS[Path(path).suffix.lower()].comparison(comparison, meta))
 
 
 def write_checks(path: str | Path, checks: list, meta: dict[str, Any]) -> None:
-    """--check results as .json ({"checks": [...]} with the run's metadata), .md (the table) or .csv."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".json":
-        text = dumps({**meta, "checks": [c.to_dict() for c in checks]})
-    elif suffix == ".md":
-        text = f"{render_checks(checks)}\n\nCommand: `{meta['command_line']}`  \nDate: {meta['date']}\n"
-    else:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=["name", "status", "measured", "tolerance", "diagnosis"],
-                                extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(c.to_dict() for c in checks)
-        text = buffer.getvalue()
-    write_text(path, text)
+    """--check results in the format the suffix names: the table with the run's metadata."""
+    write_text(path, WRITERS[Path(path).suffix.lower()].checks(checks, meta))
+
+
+def checks_json(checks: list, meta: dict[str, Any]) -> str:
+    return dumps({**meta, "checks": [c.to_dict() for c in checks]})
+
+
+def checks_markdown(checks: list, meta: dict[str, Any]) -> str:
+    return f"{render_checks(checks)}\n\nCommand: `{meta['command_line']}`  \nDate: {meta['date']}\n"
+
+
+def checks_csv(checks: list, meta: dict[str, Any]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["name", "status", "measured", "tolerance", "diagnosis"],
+                            extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(c.to_dict() for c in checks)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Writer:
+    """One results-file format: the text of training results (with a --baseline comparison), of --check's
+    checks, and of `compare`'s comparison alone."""
+
+    results: Callable[[list[RunResult], dict[str, Any], baseline.Comparison | None], str]
+    checks: Callable[[list, dict[str, Any]], str]
+    comparison: Callable[[baseline.Comparison, dict[str, Any]], str]
+
+
+# The one list of --output formats, suffix -> writer: training runs, --check and `compare` all write by it.
+WRITERS = {
+    ".md": Writer(render_markdown, checks_markdown, lambda comparison, meta:
+                  f"{render_comparison(comparison)}\n\nCommand: `{meta['command_line']}`\n"),
+    ".csv": Writer(lambda results, meta, comparison: render_csv(results), checks_csv,
+                   lambda comparison, meta: render_comparison_csv(comparison)),
+    ".json": Writer(render_json, checks_json, lambda comparison, meta:
+                    dumps({**meta, "baseline_comparison": baseline.comparison_record(comparison)})),
+}
+OUTPUT_SUFFIXES = tuple(WRITERS)

@@ -5,8 +5,9 @@
                 "output": "predict 5.96e-08 from Keras' ... (tolerance 1e-05)", "visibility": "visible"}, ...]}
 
 A passed check scores its weight, a failed one 0; the output of a failed check is its diagnosis. Weights are
-1 per check unless `--check_weights` gives others, as `forward=2,gradients=3` or a TOML file of
-`name = weight` lines (a [weights] table also works). Not for: running the checks (nets/check.py).
+each check's default (check/checks.py's table: 1 each) unless `--check_weights` gives others, as
+`forward=2,gradients=3` or a TOML file of `name = weight` lines (a [weights] table also works).
+Not for: running the checks (check/).
 """
 
 from __future__ import annotations
@@ -18,16 +19,14 @@ from typing import Any
 
 from mnist_compare.records.results import atomic_write
 
-DEFAULT_WEIGHT = 1.0
-
 
 class WeightsError(ValueError):
     """--check_weights that cannot be read: an unknown check, a weight that is not a number >= 0, a bad file."""
 
 
-def parse_weights(text: str, names: tuple[str, ...]) -> dict[str, float]:
+def parse_weights(text: str, defaults: dict[str, float]) -> dict[str, float]:
     """Weights by check name from `name=weight,...` or a TOML file's path; check names may use _ or - for
-    spaces (single_step). Every name not given weighs DEFAULT_WEIGHT."""
+    spaces (single_step). Every check not given keeps its weight in `defaults` (check name -> weight)."""
     path = Path(text)
     if path.suffix.lower() == ".toml" or path.is_file():
         try:
@@ -37,7 +36,7 @@ def parse_weights(text: str, names: tuple[str, ...]) -> dict[str, float]:
         pairs = list(table.get("weights", table).items())
     else:
         pairs = [tuple(item.split("=", 1)) if "=" in item else (item, None) for item in text.split(",")]
-    weights = dict.fromkeys(names, DEFAULT_WEIGHT)
+    weights, names = dict(defaults), tuple(defaults)
     for name, value in pairs:
         key = str(name).strip().replace("_", " ").replace("-", " ")
         if key not in weights:
@@ -58,18 +57,18 @@ def weight_value(name: str, value: Any) -> float:
 
 def shown_output(check: Any) -> str:
     """What the student reads for one check: the diagnosis of a failure, else what was measured."""
-    if check.status == "PASS":
+    if check.passed:
         return f"PASS: {check.measured} (tolerance {check.tolerance})"
     return (f"{check.status}: {check.diagnosis or check.measured} (measured {check.measured}; "
             f"tolerance {check.tolerance})")
 
 
 def gradescope_results(checks: list, weights: dict[str, float], net_type: str) -> dict[str, Any]:
-    """Gradescope's results.json for the checks (its documented fields only)."""
+    """Gradescope's results.json for the checks (its documented fields only); `weights` has every check's."""
     tests = [{"name": check.name, "number": str(number),
-              "score": weights.get(check.name, DEFAULT_WEIGHT) if check.status == "PASS" else 0.0,
-              "max_score": weights.get(check.name, DEFAULT_WEIGHT), "status": "passed" if check.status == "PASS"
-              else "failed", "output": shown_output(check), "visibility": "visible"}
+              "score": weights[check.name] if check.passed else 0.0,
+              "max_score": weights[check.name], "status": "passed" if check.passed else "failed",
+              "output": shown_output(check), "visibility": "visible"}
              for number, check in enumerate(checks, 1)]
     passed = sum(test["status"] == "passed" for test in tests)
     return {"score": sum(test["score"] for test in tests),

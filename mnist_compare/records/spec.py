@@ -8,12 +8,37 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mnist_compare.records.optimizers import DEFAULT_OPTIMIZER, OptimizerSettings
-
 NUM_CLASSES = 10  # the digits 0-9: the output layer's width in every net
 PARAMETER_NAMES = ("W1", "b1", "W2", "b2")  # the order of Keras' get_weights(): kernel, bias, kernel, bias
 EVAL_CHUNK = 10_000  # rows per forward pass in evaluation: large GEMMs, bounded memory
 SETTING_KEYS = ("hidden_size", "lr", "batch_size", "optimizer", "init")  # what a sweep may vary
+# The names --optimizer and --init take; each net maps them to its own formulas (nets/optimizers.py, keras_net.py).
+INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_normal")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """Which optimiser, with Keras' defaults for the rest; the one place each default is defined.
+
+    `momentum` applies to "momentum", `beta_1`, `beta_2`, `epsilon` to "adam"."""
+
+    name: str = "sgd"
+    momentum: float = 0.9
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+
+    def applicable(self) -> dict[str, float]:
+        """The settings that apply to this optimiser, as recorded in results ({} for plain SGD)."""
+        if self.name == "momentum":
+            return {"momentum": self.momentum}
+        if self.name == "adam":
+            return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+        return {}
+
+
+DEFAULT_OPTIMIZER = OptimizerSettings()
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,11 @@ from typing import Any
 
 from mnist_compare import __version__
 from mnist_compare.nets.user_net import USER_MODULE_PREFIX, train_reporting_errors
-from mnist_compare.records.machine import installed_versions
 from mnist_compare.records.results import RunFailed, RunResult
 from mnist_compare.records.spec import RunSpec
 from mnist_compare.runs.sources import DataSource
 from mnist_compare.runs.worker import Dispatcher
+from mnist_compare.system.machine import installed_versions
 
 ALLOWED_FAILURES = 3  # Dask's distributed.scheduler.allowed-failures: re-runs of a job whose worker died
 COMPARED_LIBRARIES = ("numpy", "scipy", "tensorflow", "keras")

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 import mnist_compare
+from mnist_compare.data.idx import Dataset
 from mnist_compare.nets.contract import build_net
-from mnist_compare.records.mnist import Dataset
 from mnist_compare.records.spec import RunSpec
 
 TOP_FUNCTIONS = 12

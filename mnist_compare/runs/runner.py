@@ -18,12 +18,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from mnist_compare.data import idx
+from mnist_compare.data.idx import Dataset
 from mnist_compare.nets.contract import TrainableNet, build_net, weights_are_finite
-from mnist_compare.records import mnist
-from mnist_compare.records.mnist import Dataset
-from mnist_compare.records.optimizers import DEFAULT_OPTIMIZER, OptimizerSettings
 from mnist_compare.records.results import EpochCallback, RunFailed, RunResult, TrainingDiverged, confusion_matrix
-from mnist_compare.records.spec import EVAL_CHUNK, NUM_CLASSES, RunSpec
+from mnist_compare.records.spec import DEFAULT_OPTIMIZER, EVAL_CHUNK, NUM_CLASSES, OptimizerSettings, RunSpec
 
 
 class EpochRecorder:
@@ -110,7 +109,7 @@ def fit_and_test(net: type, hidden_size: int = 30, batch_size: int = 128, number
     """One run of `net` on MNIST (the bundled files when data is None): the original tool's
     fit_and_test_net_on_MNIST, which my_net and keras_net keep as thin wrappers over this."""
     spec = RunSpec(net, hidden_size, lr, batch_size, number_epochs, seed, paired, eval_every_epoch, optimizer, init)
-    return train(spec, data if data is not None else mnist.load_data(), on_epoch_end)
+    return train(spec, data if data is not None else idx.load_data(), on_epoch_end)
 
 
 def plan_runs(contenders: list[RunSpec], hidden_sizes: list[int], lrs: list[float], batch_sizes: list[int],

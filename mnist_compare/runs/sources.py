@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mnist_compare.records import mnist
-from mnist_compare.records.mnist import Dataset
+from mnist_compare.data import idx
+from mnist_compare.data.idx import Dataset
 
 
 @dataclass(frozen=True)
@@ -23,5 +23,5 @@ class DataSource:
         if self.keras:
             from mnist_compare.nets import keras_net
 
-            return mnist.load_data(splits=keras_net.load_mnist())
-        return mnist.load_data(self.data_dir)
+            return idx.load_data(splits=keras_net.load_mnist())
+        return idx.load_data(self.data_dir)

@@ -21,8 +21,8 @@ import traceback
 from pathlib import Path
 from typing import IO, Any
 
+from mnist_compare.data.idx import Dataset
 from mnist_compare.nets import keras_backends
-from mnist_compare.records.mnist import Dataset
 from mnist_compare.records.results import EpochCallback, RunFailed, RunResult
 from mnist_compare.records.spec import RunSpec
 from mnist_compare.runs.runner import train

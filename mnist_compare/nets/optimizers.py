@@ -7,41 +7,18 @@ Not for: anything framework-like; each optimiser is one small `step`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
+
+from mnist_compare.records.spec import INITIALIZERS, OPTIMIZERS, OptimizerSettings
 
 Params = dict[str, np.ndarray]
 
 # Keras' truncated normal keeps values within 2 standard deviations; dividing the wanted stddev by
 # the stddev of a standard normal truncated to [-2, 2] restores the variance the truncation removes.
 TRUNCATED_NORMAL_STDDEV = 0.87962566103423978
-INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_normal")
-OPTIMIZERS = ("sgd", "momentum", "adam")
 
 
-@dataclass(frozen=True)
-class OptimizerSettings:
-    """Which optimiser, with Keras' defaults for the rest; the one place each default is defined.
-
-    `momentum` applies to "momentum", `beta_1`, `beta_2`, `epsilon` to "adam"."""
-
-    name: str = "sgd"
-    momentum: float = 0.9
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-7
-
-    def applicable(self) -> dict[str, float]:
-        """The settings that apply to this optimiser, as recorded in results ({} for plain SGD)."""
-        if self.name == "momentum":
-            return {"momentum": self.momentum}
-        if self.name == "adam":
-            return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
-        return {}
-
-
-DEFAULT_OPTIMIZER = OptimizerSettings()
 
 
 def initial_weights(rng: np.random.Generator, sizes: tuple[int, int, int],

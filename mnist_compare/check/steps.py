@@ -2,7 +2,7 @@
 pass and its loss, the gradients (against autodiff and finite differences), one update, and a softmax
 that must survive logits of 1e4; each names the formula a difference points to.
 
-Not for: the checks that train (check_runs.py) or their order (check.py).
+Not for: the checks that train (runs.py) or their order (checks.py).
 """
 
 from __future__ import annotations
@@ -11,16 +11,15 @@ import math
 
 import numpy as np
 
-from mnist_compare.nets import keras_backends
-from mnist_compare.nets.check_record import (
+from mnist_compare.check.tolerances import (
     FINITE_DIFFERENCE_TOLERANCE,
     FORWARD_TOLERANCE,
     GRADIENT_TOLERANCE,
     STEP_TOLERANCE,
-    Check,
-    verdict,
 )
-from mnist_compare.records.mnist import one_hot
+from mnist_compare.data.idx import one_hot
+from mnist_compare.nets import keras_backends
+from mnist_compare.records.check import Check, verdict
 from mnist_compare.records.spec import NUM_CLASSES, PARAMETER_NAMES
 
 FORWARD_BIAS_SCALES = (0.5, 1.0)  # b1 ~ U(-0.5, 0.5), b2 ~ U(-1, 1): both move Z1's ReLU pattern and the softmax

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-BUNDLED_DIR = Path(__file__).resolve().parents[1] / "data" / "mnist"  # package data: mnist_compare/data/mnist
+BUNDLED_DIR = Path(__file__).resolve().parent / "mnist"  # package data: mnist_compare/data/mnist
 CHECKSUM_FILE = "SHA256SUMS.uncompressed"
 FILE_STEMS = {
     "train_images": "train-images-idx3-ubyte",

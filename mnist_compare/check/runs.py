@@ -1,7 +1,7 @@
 """`--check`'s checks that train several steps: determinism (a seed gives one net, and one training) and the
 paired trajectory against the Keras twin, which says at which step the two runs first part, and where.
 
-Not for: single steps (check_steps.py) or the order of the checks (check.py).
+Not for: single steps (steps.py) or the order of the checks (checks.py).
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mnist_compare.nets.check_record import LOSS_TOLERANCE, STEP_TOLERANCE, WEIGHT_TOLERANCE, Check, verdict
-from mnist_compare.nets.check_steps import mean_loss
-from mnist_compare.records.mnist import Dataset
-from mnist_compare.records.optimizers import initial_weights
+from mnist_compare.check.steps import mean_loss
+from mnist_compare.check.tolerances import LOSS_TOLERANCE, STEP_TOLERANCE, WEIGHT_TOLERANCE
+from mnist_compare.data.idx import Dataset
+from mnist_compare.nets.optimizers import initial_weights
+from mnist_compare.records.check import Check, verdict
 from mnist_compare.records.spec import NUM_CLASSES, PARAMETER_NAMES, RunSpec
 
 DETERMINISM_STEPS = 3
