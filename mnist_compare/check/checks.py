@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mnist_compare.check.exact import ExactNet
+from mnist_compare.check.measure import Reference, make_reference
 from mnist_compare.check.runs import determinism_check, trajectory_check
 from mnist_compare.check.steps import forward_check, gradients_check, stability_check, step_check
 from mnist_compare.data.idx import Dataset
@@ -61,9 +63,12 @@ class Bench:
         """A fresh net of the spec's class, built with `seed` (the spec's by default)."""
         return construct(self.spec.net, self.spec, self.d, self.spec.seed if seed is None else seed)
 
-    def pair(self) -> tuple[object, object]:
-        """A fresh net and a fresh twin, so that an optimiser's state starts from zero in each check."""
-        return self.build(), construct(self.twin_class, self.spec, self.d, self.spec.seed)
+    def pair(self) -> tuple[object, Reference]:
+        """A fresh net and a fresh reference (the exact net and KERAS_ORDERS Keras twins), so that an
+        optimiser's state starts from zero in each check."""
+        exact = ExactNet(self.spec.lr, self.spec.optimizer)
+        return self.build(), make_reference(exact, lambda: construct(self.twin_class, self.spec, self.d,
+                                                                     self.spec.seed))
 
 
 def interface_check(spec: RunSpec, d: int) -> Check:

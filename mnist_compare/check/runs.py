@@ -1,5 +1,6 @@
 """`--check`'s checks that train several steps: determinism (a seed gives one net, and one training) and the
-paired trajectory against the Keras twin, which says at which step the two runs first part, and where.
+paired trajectory against the exact run (Keras' float32 twins its yardstick), which says at which step the
+net first parts from it, and where.
 
 Not for: single steps (steps.py) or the order of the checks (checks.py).
 """
@@ -10,8 +11,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from mnist_compare.check.measure import Measured, Reference, largest_gaps, measured
 from mnist_compare.check.steps import mean_loss
-from mnist_compare.check.tolerances import LOSS_TOLERANCE, STEP_TOLERANCE, WEIGHT_TOLERANCE
+from mnist_compare.check.tolerances import FORWARD_FLOOR, TRAJECTORY_FLOOR
 from mnist_compare.data.idx import Dataset
 from mnist_compare.nets.optimizers import initial_weights
 from mnist_compare.records.check import Check, verdict
@@ -51,33 +53,24 @@ def determinism_check(build: Callable[[int], object], seed: int, X: np.ndarray, 
                    "identical, identical, differ", diagnosis)
 
 
-def largest_gaps(ours: list[np.ndarray], theirs: list[np.ndarray]) -> list[float]:
-    """max |ours - theirs| per parameter [W1, b1, W2, b2]."""
-    return [float(np.abs(np.asarray(a, np.float64) - b).max()) for a, b in zip(ours, theirs, strict=True)]
+def trajectory_gaps(net: object, ref: Reference) -> Measured:
+    """How far the net's weights are from the exact run's, per parameter, against the twins' largest gap."""
+    exact = ref.exact.get_weights()
+    return measured(net.get_weights(), [twin.get_weights() for twin in ref.twins], exact, TRAJECTORY_FLOOR,
+                    largest_gaps)
 
 
-def gaps_and_bound(net: object, twin: object, start: list[np.ndarray]) -> tuple[list[float], float]:
-    """(largest_gaps of the net against the twin, the bound they must stay within): WEIGHT_TOLERANCE plus
-    STEP_TOLERANCE (one step's relative bound) of how far the twin's weights have moved from `start`. SGD's
-    measured 1.2e-7 fits the first term; Adam moves each weight about lr per step, and its float32 round-off
-    (2-3e-5 of a step, measured) adds up with the distance travelled (6.7e-5 after 94 steps at lr 0.1, which an
-    absolute 2e-6 failed). A 1% lr slip is 1e-2 of the distance, a wrong last-batch mean 1/8 of a step."""
-    theirs = twin.get_weights()
-    moved = max(largest_gaps(theirs, start))
-    return largest_gaps(net.get_weights(), theirs), WEIGHT_TOLERANCE + STEP_TOLERANCE * moved
-
-
-def trajectory_check(spec: RunSpec, net: object, twin: object, data: Dataset) -> Check:
-    """The paired run of the tests, step by step: identical initial weights and batch order, 2 epochs on 6,000
-    images with a short last batch; final weights within gaps_and_bound's bound and final losses within
-    LOSS_TOLERANCE. The first step after which any weight is further apart than that bound is recorded
-    (1-based epoch, step within it, global step) with the parameter furthest apart then."""
+def trajectory_check(spec: RunSpec, net: object, ref: Reference, data: Dataset) -> Check:
+    """The paired run of the tests, step by step: identical initial weights and batch order for the net, the
+    exact run and the twins (each twin with the batch's rows in its own order), 2 epochs on 6,000 images with
+    a short last batch. After every step each parameter must be within SPREAD_FACTOR times the twins' largest
+    gap from the exact run plus a floor, and so must the final loss. The first step after which a parameter
+    is past its bound is recorded (1-based epoch, step within it, global step) with that parameter."""
     X, y = data[0][:TRAJECTORY_EXAMPLES], data[1][:TRAJECTORY_EXAMPLES]
     weights = initial_weights(np.random.default_rng(spec.seed), (X.shape[1], spec.hidden_size, NUM_CLASSES),
                               spec.init)
-    for model in (net, twin):
-        model.set_weights([w.copy() for w in weights])
-    start = [w.astype(np.float64) for w in weights]
+    net.set_weights([w.copy() for w in weights])
+    ref.set_weights(weights)
     rng, global_step, first = np.random.default_rng(spec.seed), 0, None
     for epoch in range(TRAJECTORY_EPOCHS):
         order = rng.permutation(len(X))
@@ -85,21 +78,21 @@ def trajectory_check(spec: RunSpec, net: object, twin: object, data: Dataset) ->
             batch = order[begin:begin + spec.batch_size]
             with np.errstate(all="ignore"):
                 net.train_on_batch(X[batch], y[batch])
-            twin.train_on_batch(X[batch], y[batch])
+            ref.exact.train_on_batch(X[batch], y[batch])
+            ref.each_twin(X[batch], y[batch], lambda twin, Xo, yo: twin.train_on_batch(Xo, yo))
             global_step += 1
             if first is None:
-                gaps, allowed = gaps_and_bound(net, twin, start)
-                if not max(gaps) <= allowed:  # NaN counts as apart
-                    worst = int(np.argmax(np.nan_to_num(gaps, nan=np.inf)))
+                gaps = trajectory_gaps(net, ref)
+                if not gaps.passed:
                     first = {"first_divergence": {"epoch": epoch + 1, "step": step + 1, "global_step": global_step},
-                             "first_parameter": PARAMETER_NAMES[worst]}
-    gaps, allowed = gaps_and_bound(net, twin, start)
-    difference = max(gaps)
+                             "first_parameter": PARAMETER_NAMES[gaps.worst]}
+    gaps = trajectory_gaps(net, ref)
     with np.errstate(all="ignore"):
-        losses = mean_loss(net, X, y), mean_loss(twin, X, y)
-    passed = difference <= allowed and abs(losses[0] - losses[1]) <= LOSS_TOLERANCE
-    check = verdict("trajectory", passed, f"weights {difference:.3g} apart, losses {losses[0]:.6f} / {losses[1]:.6f}",
-                    f"{allowed:.3g}, {LOSS_TOLERANCE:g}", trajectory_diagnosis(first, global_step))
+        losses = measured([np.float64(mean_loss(net, X, y))], [[np.float64(mean_loss(t, X, y))] for t in ref.twins],
+                          [np.float64(mean_loss(ref.exact, X, y))], FORWARD_FLOOR)
+    check = verdict("trajectory", gaps.passed and losses.passed and first is None,
+                    f"{gaps.describe('weights')}; {losses.describe('loss (relative)', ['loss'])}",
+                    f"{gaps.tolerance()}; {losses.tolerance()}", trajectory_diagnosis(first, global_step))
     check.details = first or {"first_divergence": None, "first_parameter": None}
     return check
 

@@ -1,0 +1,95 @@
+"""How a numeric check measures: the net's distance from the exact float64 reference against Keras' float32
+distance from it (the largest over KERAS_ORDERS orders of the batch's rows), per parameter, and the bound
+SPREAD_FACTOR x Keras' + floor that the net must stay within.
+
+    bound_p = SPREAD_FACTOR * max_o distance(Keras in order o, exact)_p + floor
+
+Not for: what a check computes (steps.py, runs.py) or their order (checks.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mnist_compare.check.exact import ExactNet
+from mnist_compare.check.tolerances import KERAS_ORDERS, SPREAD_FACTOR
+from mnist_compare.records.spec import PARAMETER_NAMES
+
+
+@dataclass
+class Reference:
+    """The exact net and the Keras twins a numeric check measures with: twins[o] sees each batch's rows in
+    order o (the first as given)."""
+
+    exact: ExactNet
+    twins: list[object]
+
+    def orders(self, n: int) -> list[np.ndarray]:
+        """The row orders of a batch of n: as given, then KERAS_ORDERS - 1 fixed permutations."""
+        return [np.arange(n)] + [np.random.default_rng(o).permutation(n) for o in range(1, len(self.twins))]
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        for model in (self.exact, *self.twins):
+            model.set_weights([w.copy() for w in weights])
+
+    def each_twin(self, X: np.ndarray, y: np.ndarray, call: Callable[[object, np.ndarray, np.ndarray], object]) -> list:
+        """call(twin, X in its order, y in its order) for every twin."""
+        return [call(twin, X[order], y[order]) for twin, order in zip(self.twins, self.orders(len(y)), strict=True)]
+
+
+def make_reference(exact: ExactNet, build_twin: Callable[[], object]) -> Reference:
+    return Reference(exact, [build_twin() for _ in range(KERAS_ORDERS)])
+
+
+def relative_errors(ours: Sequence[np.ndarray], theirs: Sequence[np.ndarray]) -> list[float]:
+    """max |a - b| / max |b| per parameter (b the reference)."""
+    return [float(np.abs(np.asarray(a, np.float64) - b).max() / max(np.abs(b).max(), 1e-30))
+            for a, b in zip(ours, theirs, strict=True)]
+
+
+def largest_gaps(ours: Sequence[np.ndarray], theirs: Sequence[np.ndarray]) -> list[float]:
+    """max |ours - theirs| per parameter [W1, b1, W2, b2]."""
+    return [float(np.abs(np.asarray(a, np.float64) - b).max()) for a, b in zip(ours, theirs, strict=True)]
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A net's distances from exact per parameter, Keras' (largest over its orders), and the bounds."""
+
+    net: list[float]
+    keras: list[float]
+    floor: float
+
+    @property
+    def bounds(self) -> list[float]:
+        return [SPREAD_FACTOR * k + self.floor for k in self.keras]
+
+    @property
+    def passed(self) -> bool:
+        return all(n <= b for n, b in zip(self.net, self.bounds, strict=True))  # NaN fails
+
+    @property
+    def worst(self) -> int:
+        """The parameter whose distance is the largest share of its bound (NaN first)."""
+        shares = [n / b if np.isfinite(n) else np.inf for n, b in zip(self.net, self.bounds, strict=True)]
+        return int(np.argmax(shares))
+
+    def describe(self, what: str, names: Sequence[str] = PARAMETER_NAMES) -> str:
+        """`W1 1.3e-04 from exact; Keras float32 9.0e-05`: the parameter closest to (or past) its bound."""
+        i = self.worst
+        name = f"{names[i]} " if len(names) > 1 else ""
+        return f"{name}{what} {self.net[i]:.2g} from exact; Keras float32 {self.keras[i]:.2g}"
+
+    def tolerance(self) -> str:
+        i = self.worst
+        return f"{self.bounds[i]:.2g} = {SPREAD_FACTOR:g} x Keras + {self.floor:g}"
+
+
+def measured(net: Sequence[np.ndarray], twins: Sequence[Sequence[np.ndarray]], exact: Sequence[np.ndarray],
+             floor: float, distance: Callable = relative_errors) -> Measured:
+    """The net's values and each twin's against the exact ones, per parameter."""
+    keras = np.max([distance(twin, exact) for twin in twins], axis=0)
+    return Measured(distance(net, exact), [float(k) for k in keras], floor)
