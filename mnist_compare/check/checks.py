@@ -12,6 +12,7 @@ differs). Not for: training runs (runs/runner.py) or the command line (cli/).
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ import numpy as np
 from mnist_compare.check.exact import ExactNet
 from mnist_compare.check.measure import Reference, make_reference
 from mnist_compare.check.runs import determinism_check, trajectory_check
+from mnist_compare.check.sandbox import SubmissionStopped, fresh_process
 from mnist_compare.check.steps import forward_check, gradients_check, stability_check, step_check
 from mnist_compare.data.idx import Dataset
 from mnist_compare.nets.contract import construct
@@ -174,9 +176,10 @@ def applicable(net_class: type) -> list[CheckEntry]:
 def run_checks(spec: RunSpec, data: Dataset, twin_class: type) -> list[Check]:
     """Every applicable check of spec.net against twin_class (the Keras twin), in CHECKS' order, each with
     spec's settings (the optimiser and initialiser included, for nets that take them). The interface check
-    comes first: when it fails, the others are not run. A check whose code raises fails with the exception
-    as its diagnosis, and the rest still run; a stop signal marks the check it interrupted and the rest
-    INTERRUPTED."""
+    comes first: when it fails, the others are not run. A submitted net (a sandbox.RemoteNet) runs each check
+    in a fresh process of its own: a check whose net raises, times out, runs out of memory or ends its
+    process fails with that as its diagnosis, and the rest still run; a stop signal marks the check it
+    interrupted and the rest INTERRUPTED."""
     entries = applicable(spec.net)
     bench = Bench(spec, data, twin_class)
     checks: list[Check] = []
@@ -185,17 +188,33 @@ def run_checks(spec: RunSpec, data: Dataset, twin_class: type) -> list[Check]:
             checks.append(Check(entry.name, FAIL, "not run", "", "not run: the interface check failed"))
             continue
         try:
-            with users_code():
-                checks.append(entry.run(bench))
+            checks.append(run_one(entry, bench))
         except Interrupted as signal:
             checks += [Check(rest.name, INTERRUPTED, "not run", "", f"stopped by {signal}")
                        for rest in entries[index:]]
             break
-        except Exception as err:
-            checks.append(raised(entry.name, err))
     for check in checks:
         check.settings = settings_of(spec)
     return pointed_to_the_first_failure(checks)
+
+
+def run_one(entry: CheckEntry, bench: Bench) -> Check:
+    """One check, in a fresh process for a submitted net; what the net printed there is kept (capped) in the
+    check's details and shown on stderr."""
+    printed = ""
+    with fresh_process(bench.spec.net) as room:
+        try:
+            with users_code():
+                check = entry.run(bench)
+        except SubmissionStopped as stop:
+            check = Check(entry.name, FAIL, "stopped", "", str(stop))
+        except Exception as err:
+            check = raised(entry.name, err)
+        printed = room.printed() if room is not None else ""
+    if printed:
+        check.details["printed"] = printed
+        print(f"[{bench.spec.net_name} printed during the {entry.name} check]\n{printed}", file=sys.stderr)
+    return check
 
 
 def raised(name: str, err: BaseException) -> Check:
@@ -210,7 +229,8 @@ def pointed_to_the_first_failure(checks: list[Check]) -> list[Check]:
     (the other failure explains it; the trajectory's own guesses would mislead)."""
     failed = [c.name for c in checks if c.status == FAIL and c.name != "trajectory"]
     for check in checks:
-        if check.name == "trajectory" and check.status == FAIL and check.measured != "not run" and failed:
+        if check.name == "trajectory" and check.status == FAIL and check.measured not in ("not run", "stopped") \
+                and failed:
             where = check.diagnosis.split(":")[0]
             check.diagnosis = f"{where}: the {failed[0]} check failed first, start there"
     return checks

@@ -17,13 +17,16 @@ from click.core import ParameterSource
 
 from mnist_compare import __version__
 from mnist_compare.check.checks import DEFAULT_WEIGHTS
+from mnist_compare.check.sandbox import Limits, remote_class
 from mnist_compare.cli import outcome
 from mnist_compare.cli.compare import compare_command
 from mnist_compare.cli.modes import MODES, Made
 from mnist_compare.cli.options import SectionedGroup, dashes_to_underscores, every_option
 from mnist_compare.cli.plan import Options, Plan, make_plan
 from mnist_compare.cli.refusals import COMMAND_LINE, ENVIRONMENT
+from mnist_compare.cli.values import NetChoice, loaded_here
 from mnist_compare.data import idx
+from mnist_compare.nets.user_net import NetLoadError
 from mnist_compare.output import baseline, files, report
 from mnist_compare.records.check import FAIL
 from mnist_compare.records.results import RunResult
@@ -61,7 +64,20 @@ def main(ctx: click.Context, **params: object) -> None:
             raise click.UsageError(f"options go after the command: mnist-compare {ctx.invoked_subcommand} ... "
                                    f"(--{next(n for n, w in given.items() if w == COMMAND_LINE)} came before it)")
         return
+    try:
+        params["net_type"] = net_loaded(params["net_type"], params["check"], params["check_timeout"],
+                                        params["check_memory"])
+    except NetLoadError as err:
+        raise click.BadParameter(str(err), ctx=ctx, param_hint="'--net_type'") from None
     sys.exit(command(Options(**params, given=given)))
+
+
+def net_loaded(choice: NetChoice, check: bool, seconds: float, memory: int) -> NetChoice:
+    """--net_type with its class: a user's net is loaded here to train, and for --check in a process of its
+    own (check/sandbox.py) whose stand-in class the checks use, so that its code never runs in this one."""
+    if choice.net is not None or not check:
+        return loaded_here(choice)
+    return NetChoice(choice.text, remote_class(choice.text, Limits(seconds, memory)))
 
 
 main.add_command(compare_command)

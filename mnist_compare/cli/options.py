@@ -124,6 +124,10 @@ grading = section(
     option("--check_weights", metavar="NAME=W,...|FILE.toml", callback=values.check_weights,
            help="Each check's points in --gradescope (default 1 each), e.g. forward=2,gradients=3 or a TOML file "
                 "of name = weight lines."),
+    option("--check_timeout", type=click.FloatRange(0, min_open=True), default=120.0, show_default=True,
+           metavar="SECONDS", help="A submitted net's time per check (its own process; past it, that check fails)."),
+    option("--check_memory", default="4GiB", show_default=True, metavar="SIZE", callback=values.memory_size,
+           help="A submitted net's memory per check, e.g. 4GiB or 512MiB (past it, that check fails)."),
 )
 
 MARGIN = option("--margin", type=click.FloatRange(0, min_open=True), default=0.2, show_default=True,

@@ -63,6 +63,8 @@ class Options:
     baseline: str | None
     gradescope: str | None
     check_weights: dict[str, float] | None
+    check_timeout: float
+    check_memory: int
     margin: float
     max_slowdown: float
     keras_backend: list[str] | None
@@ -125,7 +127,7 @@ def make_plan(options: Options, read_baseline: Callable[[str | None], SavedRuns 
     refusals.refuse_oversized(options.hidden_size, options.batch_size)
     seed = checked_seed(options.seed, options.repeats, secrets.randbelow)
     template = options.template(seed)
-    planned = contenders(template, options.compare_nets, options.keras_backend)
+    planned = contenders(template, options.compare_nets, options.keras_backend, build=not options.check)
     if options.check:
         return Plan(seed, template)
     specs = runner.plan_runs(planned, options.hidden_size, options.lr, options.batch_size, options.repeats)
@@ -133,13 +135,16 @@ def make_plan(options: Options, read_baseline: Callable[[str | None], SavedRuns 
     return Plan(seed, template, tuple(specs), base, load_average())
 
 
-def contenders(template: RunSpec, compare_nets: bool, keras_backends: list[str] | None) -> list[RunSpec]:
+def contenders(template: RunSpec, compare_nets: bool, keras_backends: list[str] | None,
+               build: bool = True) -> list[RunSpec]:
     """The nets of each setting, in training order: my_net (or the user's net), then Keras on each backend
-    asked for (or on KERAS_BACKEND, unnamed). Refuses what cannot run, before any training."""
+    asked for (or on KERAS_BACKEND, unnamed). Refuses what cannot run, before any training; with `build`, a
+    user's net is built once to see its weights' shapes (--check's interface check does that in its own
+    process instead)."""
     first = my_net.NeuralNetwork if template.net is keras_net.KerasNet else template.net
     wanted = [first, keras_net.KerasNet] if compare_nets else [template.net]
     if first not in BUILTIN_NETS.values() and first in wanted:
-        refuse_unfit_user_net(replace(template, net=first))
+        refuse_unfit_user_net(replace(template, net=first), build)
     planned = [replace(template, net=net) for net in wanted if net is not keras_net.KerasNet]
     if keras_net.KerasNet in wanted:
         refuse_unusable_backends(template, keras_backends)
@@ -159,14 +164,15 @@ def refuse_unusable_backends(template: RunSpec, keras_backends: list[str] | None
                                    "or drop torch from --keras_backend")
 
 
-def refuse_unfit_user_net(spec: RunSpec) -> None:
-    """A usage error when a user's net cannot take the settings asked for or has the wrong weight shapes."""
+def refuse_unfit_user_net(spec: RunSpec, build: bool = True) -> None:
+    """A usage error when a user's net cannot take the settings asked for or (built, with `build`) has the
+    wrong weight shapes."""
     takes = inspect.signature(spec.net).parameters
     if spec.optimizer.name != "sgd" and "optimizer" not in takes:
         raise click.UsageError(f"--optimizer {spec.optimizer.name}: {spec.net_name} trains by plain SGD (its "
                                "constructor takes no optimizer)")
     if spec.init != "glorot_uniform" and "init" not in takes:
         raise click.UsageError(f"--init {spec.init}: {spec.net_name} chooses its own initialisation")
-    problem = shape_problem(spec, 784)
+    problem = shape_problem(spec, 784) if build else None
     if problem:
         raise click.UsageError(problem)

@@ -17,7 +17,7 @@ from click.core import ParameterSource
 
 from mnist_compare.nets import keras_net, my_net
 from mnist_compare.nets.keras_backends import BACKEND_NAMES
-from mnist_compare.nets.user_net import NetLoadError, load_class
+from mnist_compare.nets.user_net import load_class
 from mnist_compare.output import files
 
 # --net_type my / keras -> the class; importing keras_net does not import TensorFlow: building a KerasNet does.
@@ -146,20 +146,43 @@ def backend_list(ctx: click.Context, param: click.Parameter, text: str | None) -
 
 @dataclass(frozen=True)
 class NetChoice:
-    """--net_type as given (`text`, recorded in results files) and the class it names (`net`)."""
+    """--net_type as given (`text`, recorded in results files) and the class it names (`net`): my_net's or
+    the Keras twin's at once; a user's once the command has loaded it (main.py: here for training, in a
+    process of its own for --check), None before."""
 
     text: str
-    net: type
+    net: type | None = None
 
 
 def net_class(ctx: click.Context, param: click.Parameter, text: str) -> NetChoice:
-    """--net_type: my_net's or the Keras twin's class, or the user's PATH.py:CLASS / package.module:CLASS."""
+    """--net_type: my, keras, or the user's PATH.py:CLASS / package.module:CLASS (not loaded here: the command
+    decides where the user's code runs)."""
     if text in BUILTIN_NETS:
         return NetChoice(text, BUILTIN_NETS[text])
+    target, _, name = text.rpartition(":")
+    if not target or not name:
+        raise click.BadParameter(f"{text}: expected my, keras, PATH.py:CLASS or package.module:CLASS")
+    return NetChoice(text)
+
+
+def loaded_here(choice: NetChoice) -> NetChoice:
+    """The user's net loaded into this process (training runs it here); NetLoadError says why it cannot be."""
+    return choice if choice.net is not None else NetChoice(choice.text, load_class(choice.text))
+
+
+def memory_size(ctx: click.Context, param: click.Parameter, text: str) -> int:
+    """A size such as 4GiB, 512MiB, 2G or a number of bytes, as bytes (at least 64 MiB)."""
+    units = {"": 1, "k": 2**10, "kb": 10**3, "kib": 2**10, "m": 2**20, "mb": 10**6, "mib": 2**20, "g": 2**30,
+             "gb": 10**9, "gib": 2**30, "t": 2**40, "tb": 10**12, "tib": 2**40}
+    number = str(text).strip().rstrip("BbIiKkMmGgTt")
+    unit = str(text).strip()[len(number):].lower()
     try:
-        return NetChoice(text, load_class(text))
-    except NetLoadError as err:
-        raise click.BadParameter(str(err)) from None
+        size = float(number) * units[unit]
+    except (ValueError, KeyError):
+        raise click.BadParameter(f"{text}: use a size such as 4GiB, 512MiB or 2G") from None
+    if not math.isfinite(size) or size < 64 * 2**20:
+        raise click.BadParameter(f"{text}: at least 64MiB (Python and NumPy alone need about 100 MiB)")
+    return int(size)
 
 
 def blas_threads_value(ctx: click.Context, param: click.Parameter, text: str) -> str:
