@@ -72,6 +72,11 @@ class Measured:
         return all(n <= b for n, b in zip(self.net, self.bounds, strict=True))  # NaN fails
 
     @property
+    def share(self) -> float:
+        """The largest distance as a share of its bound: <= 1 passes; a bug's margin is how far above 1."""
+        return max(n / b if np.isfinite(n) else np.inf for n, b in zip(self.net, self.bounds, strict=True))
+
+    @property
     def worst(self) -> int:
         """The parameter whose distance is the largest share of its bound (NaN first)."""
         shares = [n / b if np.isfinite(n) else np.inf for n, b in zip(self.net, self.bounds, strict=True)]

@@ -71,7 +71,7 @@ def trajectory_check(spec: RunSpec, net: object, ref: Reference, data: Dataset) 
                               spec.init)
     net.set_weights([w.copy() for w in weights])
     ref.set_weights(weights)
-    rng, global_step, first = np.random.default_rng(spec.seed), 0, None
+    rng, global_step, first, share = np.random.default_rng(spec.seed), 0, None, 0.0
     for epoch in range(TRAJECTORY_EPOCHS):
         order = rng.permutation(len(X))
         for step, begin in enumerate(range(0, len(X), spec.batch_size)):
@@ -83,6 +83,7 @@ def trajectory_check(spec: RunSpec, net: object, ref: Reference, data: Dataset) 
             global_step += 1
             if first is None:
                 gaps = trajectory_gaps(net, ref)
+                share = max(share, gaps.share)
                 if not gaps.passed:
                     first = {"first_divergence": {"epoch": epoch + 1, "step": step + 1, "global_step": global_step},
                              "first_parameter": PARAMETER_NAMES[gaps.worst]}
@@ -93,7 +94,8 @@ def trajectory_check(spec: RunSpec, net: object, ref: Reference, data: Dataset) 
     check = verdict("trajectory", gaps.passed and losses.passed and first is None,
                     f"{gaps.describe('weights')}; {losses.describe('loss (relative)', ['loss'])}",
                     f"{gaps.tolerance()}; {losses.tolerance()}", trajectory_diagnosis(first, global_step))
-    check.details = first or {"first_divergence": None, "first_parameter": None}
+    check.details = {**(first or {"first_divergence": None, "first_parameter": None}),
+                     "share_of_bound": float(max(share, gaps.share, losses.share))}
     return check
 
 

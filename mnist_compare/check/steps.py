@@ -51,8 +51,8 @@ def forward_check(net: object, ref: Reference, weights: list[np.ndarray], X: np.
     theirs = [unpermuted(P, order) for P, order in zip(theirs, ref.orders(len(y)), strict=True)]
     shown = measured([ours], [[P] for P in theirs], [exact], FORWARD_FLOOR, largest_gaps)
     if not shown.passed:
-        return verdict("forward", False, shown.describe("predict", ["P"]), shown.tolerance(),
-                       forward_diagnosis(net, ref.twins[0], weights, X, ours, theirs[0]))
+        return with_share(verdict("forward", False, shown.describe("predict", ["P"]), shown.tolerance(),
+                                  forward_diagnosis(net, ref.twins[0], weights, X, ours, theirs[0])), shown.share)
     net.set_weights([w.copy() for w in weights])
     loss = float(net.train_on_batch(X, y))
     ref.set_weights(weights)
@@ -60,9 +60,16 @@ def forward_check(net: object, ref: Reference, weights: list[np.ndarray], X: np.
     twin_losses = ref.each_twin(X, y, lambda twin, Xo, yo: float(twin.train_on_batch(Xo, yo)))
     losses = measured([np.float64(loss)], [[np.float64(v)] for v in twin_losses], [np.float64(exact_loss)],
                       FORWARD_FLOOR)
-    return verdict("forward", losses.passed, f"{shown.describe('predict', ['P'])}; "
-                   f"{losses.describe('loss (relative)', ['loss'])}", f"{shown.tolerance()}; {losses.tolerance()}",
-                   loss_diagnosis(loss, exact_loss, len(y)))
+    return with_share(verdict("forward", losses.passed, f"{shown.describe('predict', ['P'])}; "
+                              f"{losses.describe('loss (relative)', ['loss'])}",
+                              f"{shown.tolerance()}; {losses.tolerance()}", loss_diagnosis(loss, exact_loss, len(y))),
+                      max(shown.share, losses.share))
+
+
+def with_share(check: Check, share: float) -> Check:
+    """The check with its largest distance as a share of its bound in its details (results files, calibration)."""
+    check.details["share_of_bound"] = float(share)
+    return check
 
 
 def unpermuted(P: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -118,32 +125,45 @@ def diagnose(ours: list[np.ndarray], theirs: list[np.ndarray], what: str, n: int
     name = PARAMETER_NAMES[worst]
     part = [np.ravel(ours[worst]).astype(np.float64), np.ravel(theirs[worst]).astype(np.float64)]
     own_factor = float(part[0] @ part[1] / max(part[1] @ part[1], 1e-300))
-    if abs(own_factor - 1) <= shown.bounds[worst]:
-        return where_it_differs(part, shown.bounds[worst], name, what, None if gradient is None else gradient[worst])
+    hint = where_it_differs(part, shown.bounds[worst], name, what, None if gradient is None else gradient[worst],
+                            abs(own_factor - 1) <= shown.bounds[worst])
+    if hint:
+        return hint
     sign = " (its sign is flipped)" if math.isclose(own_factor, -1, rel_tol=1e-3) else ""
     fine = [PARAMETER_NAMES[i] for i, (e, b) in enumerate(zip(shown.net, shown.bounds, strict=True)) if e <= b]
     return (f"{name} differs most (relative error {shown.net[worst]:.3g}){sign}; "
             f"{', '.join(fine) or 'no parameter'} match{'es' * (len(fine) == 1)}: check the gradient of {name}")
 
 
-def where_it_differs(part: list[np.ndarray], bound: float, name: str, what: str,
-                     gradient: np.ndarray | None) -> str:
-    """The elements of one parameter that are past the bound, and what they have in common (a tiny gradient
-    points to Adam's eps)."""
+def where_it_differs(part: list[np.ndarray], bound: float, name: str, what: str, gradient: np.ndarray | None,
+                     as_a_whole: bool) -> str | None:
+    """The elements of one parameter past the bound, when they have a tiny gradient in common (Adam's eps) or
+    the parameter matches as a whole (factor 1 within the bound); None when neither says more than 'check
+    the gradient'."""
     ours, exact = part
     scale = max(np.abs(exact).max(), 1e-30)
     off = np.abs(ours - exact) > bound * scale
-    line = (f"{what} of {name} match the exact ones as a whole (factor 1 within the bound) but differ at "
-            f"{int(off.sum()):,} of {off.size:,} elements, by up to {np.abs(ours - exact).max() / scale:.2g} of the "
-            "largest")
-    if gradient is None or not off.any():
-        return line
-    g = np.abs(np.ravel(gradient))
-    tiny = float(g[off].max())
-    if tiny < 1e-3 * g.max():
-        return (f"{line}, all with |gradient| <= {tiny:.2g} (the largest is {g.max():.2g}): is Adam's eps added to "
-                "sqrt(v) with the bias correction in the step size, as Keras does, and not to sqrt(v_hat)?")
-    return f"{line}: an element-wise formula differs (a clip, a threshold, an eps)?"
+    line = (f"{what} of {name} differ from Keras' at {int(off.sum()):,} of {off.size:,} elements, by up to "
+            f"{np.abs(ours - exact).max() / scale:.2g} of the largest")
+    if gradient is not None and off.any() and grows_as_the_gradient_shrinks(ours, exact, np.ravel(gradient)):
+        return (f"{line}, the most where |gradient| is smallest: is Adam's eps added to sqrt(v), with the bias "
+                "correction in the step size as Keras does, and not to sqrt(v_hat)?")
+    if as_a_whole:
+        return f"{line}, while they match as a whole (factor 1 within the bound): an element-wise formula differs " \
+               "(a clip, a threshold, an eps)?"
+    return None
+
+
+def grows_as_the_gradient_shrinks(ours: np.ndarray, exact: np.ndarray, gradient: np.ndarray) -> bool:
+    """Whether the elements that differ most (the worst tenth of those with a gradient) have gradients ten
+    times smaller than the typical one: the pattern of an eps added in another place."""
+    g = np.abs(gradient)
+    moving = g > 0
+    if moving.sum() < 10:
+        return False
+    gaps = np.abs(ours - exact)[moving]
+    worst = np.argsort(gaps)[-max(1, moving.sum() // 10):]
+    return bool(np.median(g[moving][worst]) < 0.1 * np.median(g[moving]))
 
 
 def update(model: object, weights: list[np.ndarray], X: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
@@ -160,8 +180,8 @@ def step_check(name: str, net: object, ref: Reference, weights: list, X: np.ndar
     gradient = ref.exact.gradients(X, y)
     ours, exact = update(net, weights, X, y), update(ref.exact, weights, X, y)
     shown = measured(ours, ref.each_twin(X, y, lambda twin, Xo, yo: update(twin, weights, Xo, yo)), exact, STEP_FLOOR)
-    return verdict(name, shown.passed, shown.describe("relative error"), shown.tolerance(),
-                   diagnose(ours, exact, "the updates", len(y), batch_size, shown, gradient))
+    return with_share(verdict(name, shown.passed, shown.describe("relative error"), shown.tolerance(),
+                              diagnose(ours, exact, "the updates", len(y), batch_size, shown, gradient)), shown.share)
 
 
 def gradients_check(net: object, ref: Reference, weights: list, X: np.ndarray, y: np.ndarray,
@@ -181,8 +201,9 @@ def gradients_check(net: object, ref: Reference, weights: list, X: np.ndarray, y
     passed = shown.passed and versus_fd <= FINITE_DIFFERENCE_TOLERANCE
     diagnosis = diagnose(ours, exact, "the gradients", len(y), batch_size, shown) if not shown.passed \
         else f"the gradients disagree with finite differences of the net's own loss ({versus_fd:.3g})"
-    return verdict("gradients", passed, f"{shown.describe('relative error')}; {versus_fd:.3g} vs finite differences",
-                   f"{shown.tolerance()}; {FINITE_DIFFERENCE_TOLERANCE:g}", diagnosis)
+    check = verdict("gradients", passed, f"{shown.describe('relative error')}; {versus_fd:.3g} vs finite differences",
+                    f"{shown.tolerance()}; {FINITE_DIFFERENCE_TOLERANCE:g}", diagnosis)
+    return with_share(check, max(shown.share, versus_fd / FINITE_DIFFERENCE_TOLERANCE))
 
 
 def mean_loss(net: object, X: np.ndarray, y: np.ndarray) -> float:
