@@ -66,7 +66,7 @@ class Bench:
         return construct(self.spec.net, self.spec, self.d, self.spec.seed if seed is None else seed)
 
     def pair(self) -> tuple[object, Reference]:
-        """A fresh net and a fresh reference (the exact net and KERAS_ORDERS Keras twins), so that an
+        """A fresh net and a fresh reference (the exact net, Keras twins and float32 samples), so that an
         optimiser's state starts from zero in each check."""
         exact = ExactNet(self.spec.lr, self.spec.optimizer)
         return self.build(), make_reference(exact, lambda: construct(self.twin_class, self.spec, self.d,

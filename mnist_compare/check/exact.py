@@ -23,9 +23,9 @@ CLIP = 1e-7  # Keras' backend epsilon: the cross-entropy clips probabilities to 
 
 
 def forward(weights: list[np.ndarray], X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Z1 (n, h), H (n, h), P (n, c) in float64 for X (n, d) and weights [W1, b1, W2, b2]."""
+    """Z1 (n, h), H (n, h), P (n, c) for X (n, d) and weights [W1, b1, W2, b2], in the weights' dtype."""
     W1, b1, W2, b2 = weights
-    Z1 = np.asarray(X, np.float64) @ W1 + b1
+    Z1 = np.asarray(X, W1.dtype) @ W1 + b1
     H = np.maximum(Z1, 0)
     Z2 = H @ W2 + b2
     Z2 -= Z2.max(axis=1, keepdims=True)
@@ -36,15 +36,15 @@ def forward(weights: list[np.ndarray], X: np.ndarray) -> tuple[np.ndarray, np.nd
 def loss_and_gradients(weights: list[np.ndarray], X: np.ndarray,
                        y: np.ndarray) -> tuple[float, list[np.ndarray]]:
     """The mean clipped cross-entropy on X (n, d), y (n,) and its gradients [dW1 (d, h), db1 (h,), dW2 (h, c),
-    db2 (c,)], all float64."""
-    X = np.asarray(X, np.float64)
+    db2 (c,)], in the weights' dtype (float64 for the reference)."""
+    X = np.asarray(X, weights[0].dtype)
     Z1, H, P = forward(weights, X)
     n, rows = len(y), np.arange(len(y))
     chosen = P[rows, y]
     inside = (chosen > CLIP) & (chosen < 1 - CLIP)
     loss = float(-np.mean(np.log(np.clip(chosen, CLIP, 1 - CLIP))))
-    Y = np.eye(NUM_CLASSES)[y]
-    dZ2 = (P - Y) / n * inside[:, None]
+    Y = np.eye(NUM_CLASSES, dtype=X.dtype)[y]
+    dZ2 = (P - Y) / X.dtype.type(n) * inside[:, None]
     dZ1 = (dZ2 @ weights[2].T) * (Z1 > 0)
     return loss, [X.T @ dZ1, dZ1.sum(axis=0), H.T @ dZ2, dZ2.sum(axis=0)]
 
@@ -53,14 +53,15 @@ class ExactNet:
     """The contract (train_on_batch, predict, get_weights, set_weights, gradients) in float64: the reference
     every numeric check measures against. Built from the weights it is given, never drawn."""
 
-    def __init__(self, lr: float, optimizer: OptimizerSettings) -> None:
-        self.lr, self.settings = float(lr), optimizer
+    def __init__(self, lr: float, optimizer: OptimizerSettings, dtype: type = np.float64) -> None:
+        """`dtype` float32 makes it one more float32 implementation, a sample of float32's round-off."""
+        self.lr, self.settings, self.dtype = dtype(lr), optimizer, dtype
         self.weights: list[np.ndarray] = []
         self.state: list[list[np.ndarray]] = []
         self.t = 0
 
     def set_weights(self, weights: list[np.ndarray]) -> None:
-        self.weights = [np.array(w, np.float64) for w in weights]
+        self.weights = [np.array(w, self.dtype) for w in weights]
 
     def get_weights(self) -> list[np.ndarray]:
         return [w.copy() for w in self.weights]
@@ -94,7 +95,7 @@ class ExactNet:
             return first.copy()
         first += (g - first) * (1 - s.beta_1)
         second += (g * g - second) * (1 - s.beta_2)
-        alpha = self.lr * np.sqrt(1 - as32(s.beta_2) ** self.t) / (1 - as32(s.beta_1) ** self.t)
+        alpha = self.dtype(self.lr * np.sqrt(1 - as32(s.beta_2) ** self.t) / (1 - as32(s.beta_1) ** self.t))
         return -alpha * first / (np.sqrt(second) + s.epsilon)
 
 

@@ -1,8 +1,8 @@
-"""How a numeric check measures: the net's distance from the exact float64 reference against Keras' float32
-distance from it (the largest over KERAS_ORDERS orders of the batch's rows), per parameter, and the bound
-SPREAD_FACTOR x Keras' + floor that the net must stay within.
+"""How a numeric check measures: the net's distance from the exact float64 reference against float32's own
+distance from it, the largest over the samples (the Keras twin on KERAS_ORDERS orders of the batch's rows, and
+the exact formulas computed in float32 on NUMPY_ORDERS more), and the bound SPREAD_FACTOR x that + floor.
 
-    bound_p = SPREAD_FACTOR * max_o distance(Keras in order o, exact)_p + floor
+    bound = SPREAD_FACTOR * max over samples s and parameters p of distance(s, exact)_p + floor
 
 Not for: what a check computes (steps.py, runs.py) or their order (checks.py).
 """
@@ -15,33 +15,40 @@ from dataclasses import dataclass
 import numpy as np
 
 from mnist_compare.check.exact import ExactNet
-from mnist_compare.check.tolerances import KERAS_ORDERS, SPREAD_FACTOR
+from mnist_compare.check.tolerances import KERAS_ORDERS, NUMPY_ORDERS, SPREAD_FACTOR
 from mnist_compare.records.spec import PARAMETER_NAMES
 
 
 @dataclass
 class Reference:
-    """The exact net and the Keras twins a numeric check measures with: twins[o] sees each batch's rows in
-    order o (the first as given)."""
+    """The exact net and the float32 samples a numeric check measures with: the Keras twins, then the exact
+    formulas in float32; samples[o] sees each batch's rows in order o (the first as given)."""
 
     exact: ExactNet
-    twins: list[object]
+    twins: list[object]  # the Keras twins
+    float32: list[ExactNet]
+
+    @property
+    def samples(self) -> list[object]:
+        return [*self.twins, *self.float32]
 
     def orders(self, n: int) -> list[np.ndarray]:
-        """The row orders of a batch of n: as given, then KERAS_ORDERS - 1 fixed permutations."""
-        return [np.arange(n)] + [np.random.default_rng(o).permutation(n) for o in range(1, len(self.twins))]
+        """The row orders of a batch of n: as given, then fixed permutations, one per further sample."""
+        return [np.arange(n)] + [np.random.default_rng(o).permutation(n) for o in range(1, len(self.samples))]
 
     def set_weights(self, weights: list[np.ndarray]) -> None:
-        for model in (self.exact, *self.twins):
+        for model in (self.exact, *self.samples):
             model.set_weights([w.copy() for w in weights])
 
     def each_twin(self, X: np.ndarray, y: np.ndarray, call: Callable[[object, np.ndarray, np.ndarray], object]) -> list:
-        """call(twin, X in its order, y in its order) for every twin."""
-        return [call(twin, X[order], y[order]) for twin, order in zip(self.twins, self.orders(len(y)), strict=True)]
+        """call(sample, X in its order, y in its order) for every float32 sample."""
+        return [call(model, X[order], y[order]) for model, order in zip(self.samples, self.orders(len(y)),
+                                                                         strict=True)]
 
 
 def make_reference(exact: ExactNet, build_twin: Callable[[], object]) -> Reference:
-    return Reference(exact, [build_twin() for _ in range(KERAS_ORDERS)])
+    return Reference(exact, [build_twin() for _ in range(KERAS_ORDERS)],
+                     [ExactNet(exact.lr, exact.settings, np.float32) for _ in range(NUMPY_ORDERS)])
 
 
 def relative_errors(ours: Sequence[np.ndarray], theirs: Sequence[np.ndarray]) -> list[float]:
@@ -57,7 +64,7 @@ def largest_gaps(ours: Sequence[np.ndarray], theirs: Sequence[np.ndarray]) -> li
 
 @dataclass(frozen=True)
 class Measured:
-    """A net's distances from exact per parameter, Keras' (largest over its orders), and the bounds."""
+    """A net's distances from exact per parameter, float32's (largest over its samples), and the bounds."""
 
     net: list[float]
     keras: list[float]
@@ -65,7 +72,7 @@ class Measured:
 
     @property
     def bounds(self) -> list[float]:
-        """One bound for every parameter, from Keras' largest distance over all of them: float32's
+        """One bound for every parameter, from float32's largest distance over all of them: float32's
         ill-conditioning is the step's, and a small parameter (b2's 10 elements, W2's 320) is a small sample of
         it (my_net's W2 at adam, lr 0.1, seed 5: 7.1e-5 from exact at one element where Keras' three orders
         were within 1e-5, and W1's 6e-5)."""
@@ -87,14 +94,15 @@ class Measured:
         return int(np.argmax(shares))
 
     def describe(self, what: str, names: Sequence[str] = PARAMETER_NAMES) -> str:
-        """`W1 1.3e-04 from exact; Keras float32 9.0e-05`: the parameter closest to (or past) its bound."""
+        """`W1 1.3e-04 from exact; float32 9.0e-05`: the parameter closest to (or past) its bound, and float32's
+        largest distance (Keras' or the float32 formulas')."""
         i = self.worst
         name = f"{names[i]} " if len(names) > 1 else ""
-        return f"{name}{what} {self.net[i]:.2g} from exact; Keras float32 {self.keras[i]:.2g}"
+        return f"{name}{what} {self.net[i]:.2g} from exact; float32 {max(self.keras):.2g}"
 
     def tolerance(self) -> str:
         i = self.worst
-        return f"{self.bounds[i]:.2g} = {SPREAD_FACTOR:g} x Keras + {self.floor:g}"
+        return f"{self.bounds[i]:.2g} = {SPREAD_FACTOR:g} x float32 + {self.floor:g}"
 
 
 def measured(net: Sequence[np.ndarray], twins: Sequence[Sequence[np.ndarray]], exact: Sequence[np.ndarray],

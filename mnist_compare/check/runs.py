@@ -1,5 +1,5 @@
 """`--check`'s checks that train several steps: determinism (a seed gives one net, and one training) and the
-paired trajectory against the exact run (Keras' float32 twins its yardstick), which says at which step the
+paired trajectory against the exact run (float32 runs its yardstick), which says at which step the
 net first parts from it, and where.
 
 Not for: single steps (steps.py) or the order of the checks (checks.py).
@@ -54,16 +54,16 @@ def determinism_check(build: Callable[[int], object], seed: int, X: np.ndarray, 
 
 
 def trajectory_gaps(net: object, ref: Reference) -> Measured:
-    """How far the net's weights are from the exact run's, per parameter, against the twins' largest gap."""
+    """How far the net's weights are from the exact run's, per parameter, against the float32 runs' largest gap."""
     exact = ref.exact.get_weights()
-    return measured(net.get_weights(), [twin.get_weights() for twin in ref.twins], exact, TRAJECTORY_FLOOR,
+    return measured(net.get_weights(), [model.get_weights() for model in ref.samples], exact, TRAJECTORY_FLOOR,
                     largest_gaps)
 
 
 def trajectory_check(spec: RunSpec, net: object, ref: Reference, data: Dataset) -> Check:
     """The paired run of the tests, step by step: identical initial weights and batch order for the net, the
-    exact run and the twins (each twin with the batch's rows in its own order), 2 epochs on 6,000 images with
-    a short last batch. After every step each parameter must be within SPREAD_FACTOR times the twins' largest
+    exact run and the float32 samples (each with the batch's rows in its own order), 2 epochs on 6,000 images
+    with a short last batch. After every step each parameter must be within SPREAD_FACTOR times their largest
     gap from the exact run plus a floor, and so must the final loss. The first step after which a parameter
     is past its bound is recorded (1-based epoch, step within it, global step) with that parameter."""
     X, y = data[0][:TRAJECTORY_EXAMPLES], data[1][:TRAJECTORY_EXAMPLES]
@@ -89,7 +89,7 @@ def trajectory_check(spec: RunSpec, net: object, ref: Reference, data: Dataset) 
                              "first_parameter": PARAMETER_NAMES[gaps.worst]}
     gaps = trajectory_gaps(net, ref)
     with np.errstate(all="ignore"):
-        losses = measured([np.float64(mean_loss(net, X, y))], [[np.float64(mean_loss(t, X, y))] for t in ref.twins],
+        losses = measured([np.float64(mean_loss(net, X, y))], [[np.float64(mean_loss(t, X, y))] for t in ref.samples],
                           [np.float64(mean_loss(ref.exact, X, y))], FORWARD_FLOOR)
     check = verdict("trajectory", gaps.passed and losses.passed and first is None,
                     f"{gaps.describe('weights')}; {losses.describe('loss (relative)', ['loss'])}",

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from mnist_compare.check.exact import ExactNet
 from mnist_compare.check.measure import Measured, Reference, largest_gaps, measured
 from mnist_compare.check.tolerances import FINITE_DIFFERENCE_TOLERANCE, FORWARD_FLOOR, GRADIENT_FLOOR, STEP_FLOOR
 from mnist_compare.data.idx import one_hot
@@ -194,8 +195,7 @@ def gradients_check(net: object, ref: Reference, weights: list, X: np.ndarray, y
     grads = [grads[name] for name in PARAMETER_NAMES] if isinstance(grads, dict) else grads  # my_net keys them by name
     ours = [np.asarray(g, np.float64) for g in grads]
     exact = ref.exact.gradients(X, y)
-    autodiff = ref.each_twin(X, y, lambda twin, Xo, yo: list(keras_backends.gradients(twin.model, Xo,
-                                                                                      one_hot(yo)).values()))
+    autodiff = ref.each_twin(X, y, gradients_of)
     shown = measured(ours, autodiff, exact, GRADIENT_FLOOR)
     versus_fd = finite_difference_error(net, weights, X, y, ours)
     passed = shown.passed and versus_fd <= FINITE_DIFFERENCE_TOLERANCE
@@ -204,6 +204,13 @@ def gradients_check(net: object, ref: Reference, weights: list, X: np.ndarray, y
     check = verdict("gradients", passed, f"{shown.describe('relative error')}; {versus_fd:.3g} vs finite differences",
                     f"{shown.tolerance()}; {FINITE_DIFFERENCE_TOLERANCE:g}", diagnosis)
     return with_share(check, max(shown.share, versus_fd / FINITE_DIFFERENCE_TOLERANCE))
+
+
+def gradients_of(model: object, X: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+    """A float32 sample's gradients: the Keras twin's autodiff, or the float32 formulas' own."""
+    if isinstance(model, ExactNet):
+        return model.gradients(X, y)
+    return list(keras_backends.gradients(model.model, X, one_hot(y)).values())
 
 
 def mean_loss(net: object, X: np.ndarray, y: np.ndarray) -> float:
