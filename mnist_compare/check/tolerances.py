@@ -18,7 +18,7 @@ NUMPY_ORDERS = 5  # the exact formulas in float32 on five more orders: cheap (no
 SPREAD_FACTOR = 5.0
 STEP_FLOOR = 2e-5  # relative to the largest update: a float32 per-example loop accumulates ~n eps, 7.6e-6 at n 128
 GRADIENT_FLOOR = 2e-5  # relative to the largest gradient, as STEP_FLOOR; a wrong gradient is 0.5-2
-FORWARD_FLOOR = 1e-6  # absolute on probabilities (Keras float32 is ~1e-7 away), relative on the loss
+FORWARD_FLOOR = 1e-6  # absolute on probabilities (float32 is ~1e-7 away), relative on the loss
 TRAJECTORY_FLOOR = 2e-6  # absolute on weights: SGD's paired runs end 1.2e-7 apart (tests/test_keras_net.py)
 # relative, float32 central differences along directions: my_net at hidden 32 over 2,400 seeds had a median of
 # 1e-3 and a tail to 9.6e-3, and one CI run drew a seed at 1.09e-2 (1e-2 failed my_net); a wrong gradient is 0.5-2
