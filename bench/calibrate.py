@@ -160,7 +160,7 @@ def write(path: str, good: list[dict], bad: list[dict], seconds: float) -> None:
         "# Calibration of --check's bounds", "",
         "`python -m bench.calibrate` (bench/calibrate.py): every numeric check passes when the net's distance from "
         f"the exact float64 reference is within {SPREAD_FACTOR:g} x float32's own distance (the largest over "
-        "the Keras twin on three row orders and the exact formulas in float32 on five more, over every "
+        "the Keras twin and the exact formulas in float32 on five other row orders, over every "
         f"parameter) + a floor (steps {STEP_FLOOR:g} relative, forward {FORWARD_FLOOR:g}, trajectory "
         f"{TRAJECTORY_FLOOR:g} absolute). Grid: sgd / momentum / adam x lr 0.1, 0.001 x hidden 32, 64 x batch "
         f"128, 100. {len(good) + len(bad)} checks in {seconds / 60:.0f} min.", "",

@@ -10,7 +10,7 @@ summation order), over every parameter: the ill-conditioned elements are few (on
 the calibration's (bench/calibrate.py, results/calibration.md), stated beside the measurement it came from.
 """
 
-KERAS_ORDERS = 3  # the rows as given, and two random orders
+KERAS_ORDERS = 1  # the twin on the rows as given: each Keras twin costs its tracing (~0.5 s a check)
 NUMPY_ORDERS = 5  # the exact formulas in float32 on five more orders: cheap (no tracing), the tail's samples
 # my_net against exact over 20 seeds x adam/momentum/sgd x lr 0.1/0.001 x hidden 32/64 x batch 128/100: at most
 # 4.7 times Keras' largest distance (Adam, single-order Keras: 8.7 times, hence the three orders); a 0.5 % lr slip
