@@ -19,8 +19,6 @@ Params = dict[str, np.ndarray]
 TRUNCATED_NORMAL_STDDEV = 0.87962566103423978
 
 
-
-
 def initial_weights(rng: np.random.Generator, sizes: tuple[int, int, int],
                     init: str = "glorot_uniform") -> list[np.ndarray]:
     """[W1 (d, h), b1 (h,), W2 (h, c), b2 (c,)] float32: `init` kernels drawn from rng in that order, zero
