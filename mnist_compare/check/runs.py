@@ -79,7 +79,7 @@ def trajectory_check(spec: RunSpec, net: object, ref: Reference, data: Dataset) 
             with np.errstate(all="ignore"):
                 net.train_on_batch(X[batch], y[batch])
             ref.exact.train_on_batch(X[batch], y[batch])
-            ref.each_twin(X[batch], y[batch], lambda twin, Xo, yo: twin.train_on_batch(Xo, yo))
+            ref.each_sample(X[batch], y[batch], lambda twin, Xo, yo: twin.train_on_batch(Xo, yo))
             global_step += 1
             if first is None:
                 gaps = trajectory_gaps(net, ref)

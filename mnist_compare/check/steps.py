@@ -48,7 +48,7 @@ def forward_check(net: object, ref: Reference, weights: list[np.ndarray], X: np.
     if ours.shape != exact.shape:
         return verdict("forward", False, f"predict shape {ours.shape}", f"{exact.shape}",
                        f"predict returns shape {ours.shape}; it must be (n, {NUM_CLASSES}), a row per example")
-    theirs = ref.each_twin(X, y, lambda twin, Xo, yo: np.asarray(twin.predict(Xo), np.float64))
+    theirs = ref.each_sample(X, y, lambda twin, Xo, yo: np.asarray(twin.predict(Xo), np.float64))
     theirs = [unpermuted(P, order) for P, order in zip(theirs, ref.orders(len(y)), strict=True)]
     shown = measured([ours], [[P] for P in theirs], [exact], FORWARD_FLOOR, largest_gaps)
     if not shown.passed:
@@ -58,7 +58,7 @@ def forward_check(net: object, ref: Reference, weights: list[np.ndarray], X: np.
     loss = float(net.train_on_batch(X, y))
     ref.set_weights(weights)
     exact_loss = ref.exact.train_on_batch(X, y)
-    twin_losses = ref.each_twin(X, y, lambda twin, Xo, yo: float(twin.train_on_batch(Xo, yo)))
+    twin_losses = ref.each_sample(X, y, lambda twin, Xo, yo: float(twin.train_on_batch(Xo, yo)))
     losses = measured([np.float64(loss)], [[np.float64(v)] for v in twin_losses], [np.float64(exact_loss)],
                       FORWARD_FLOOR)
     return with_share(verdict("forward", losses.passed, f"{shown.describe('predict', ['P'])}; "
@@ -113,7 +113,7 @@ def diagnose(ours: list[np.ndarray], theirs: list[np.ndarray], what: str, n: int
     a = np.concatenate([np.ravel(x) for x in ours]).astype(np.float64)
     b = np.concatenate([np.ravel(x) for x in theirs]).astype(np.float64)
     factor = float(a @ b / (b @ b))
-    if np.abs(a - factor * b).max() <= 1e-3 * np.abs(b).max() and abs(factor - 1) > max(shown.bounds):
+    if np.abs(a - factor * b).max() <= 1e-3 * np.abs(b).max() and abs(factor - 1) > shown.bound:
         if math.isclose(factor, n, rel_tol=1e-3) and n > 1:
             return f"{what} are {factor:.4g} = n times Keras': the loss is summed over the batch, not averaged"
         if math.isclose(factor, n / batch_size, rel_tol=1e-3) and n != batch_size:
@@ -126,12 +126,12 @@ def diagnose(ours: list[np.ndarray], theirs: list[np.ndarray], what: str, n: int
     name = PARAMETER_NAMES[worst]
     part = [np.ravel(ours[worst]).astype(np.float64), np.ravel(theirs[worst]).astype(np.float64)]
     own_factor = float(part[0] @ part[1] / max(part[1] @ part[1], 1e-300))
-    hint = where_it_differs(part, shown.bounds[worst], name, what, None if gradient is None else gradient[worst],
-                            abs(own_factor - 1) <= shown.bounds[worst])
+    hint = where_it_differs(part, shown.bound, name, what, None if gradient is None else gradient[worst],
+                            abs(own_factor - 1) <= shown.bound)
     if hint:
         return hint
     sign = " (its sign is flipped)" if math.isclose(own_factor, -1, rel_tol=1e-3) else ""
-    fine = [PARAMETER_NAMES[i] for i, (e, b) in enumerate(zip(shown.net, shown.bounds, strict=True)) if e <= b]
+    fine = [PARAMETER_NAMES[i] for i, e in enumerate(shown.net) if e <= shown.bound]
     return (f"{name} differs most (relative error {shown.net[worst]:.3g}){sign}; "
             f"{', '.join(fine) or 'no parameter'} match{'es' * (len(fine) == 1)}: check the gradient of {name}")
 
@@ -177,10 +177,10 @@ def update(model: object, weights: list[np.ndarray], X: np.ndarray, y: np.ndarra
 def step_check(name: str, net: object, ref: Reference, weights: list, X: np.ndarray, y: np.ndarray,
                batch_size: int) -> Check:
     """One train_on_batch from identical weights on X (n, d), y (n,): its updates against the exact ones."""
-    ref.set_weights(weights)
+    ref.exact.set_weights(weights)
     gradient = ref.exact.gradients(X, y)
     ours, exact = update(net, weights, X, y), update(ref.exact, weights, X, y)
-    shown = measured(ours, ref.each_twin(X, y, lambda twin, Xo, yo: update(twin, weights, Xo, yo)), exact, STEP_FLOOR)
+    shown = measured(ours, ref.each_sample(X, y, lambda twin, Xo, yo: update(twin, weights, Xo, yo)), exact, STEP_FLOOR)
     return with_share(verdict(name, shown.passed, shown.describe("relative error"), shown.tolerance(),
                               diagnose(ours, exact, "the updates", len(y), batch_size, shown, gradient)), shown.share)
 
@@ -195,7 +195,7 @@ def gradients_check(net: object, ref: Reference, weights: list, X: np.ndarray, y
     grads = [grads[name] for name in PARAMETER_NAMES] if isinstance(grads, dict) else grads  # my_net keys them by name
     ours = [np.asarray(g, np.float64) for g in grads]
     exact = ref.exact.gradients(X, y)
-    autodiff = ref.each_twin(X, y, gradients_of)
+    autodiff = ref.each_sample(X, y, gradients_of)
     shown = measured(ours, autodiff, exact, GRADIENT_FLOOR)
     versus_fd = finite_difference_error(net, weights, X, y, ours)
     passed = shown.passed and versus_fd <= FINITE_DIFFERENCE_TOLERANCE
