@@ -165,8 +165,10 @@ def write(path: str, good: list[dict], bad: list[dict], seconds: float) -> None:
         f"the exact float64 reference is within {SPREAD_FACTOR:g} x float32's own distance (the largest over "
         "the Keras twin and the exact formulas in float32 on five other row orders, over every "
         f"parameter) + a floor (steps {STEP_FLOOR:g} relative, forward {FORWARD_FLOOR:g}, trajectory "
-        f"{TRAJECTORY_FLOOR:g} absolute). Grid: sgd / momentum / adam x lr 0.1, 0.001 x hidden 32, 64 x batch "
-        f"128, 100. {len(good) + len(bad)} checks in {seconds / 60:.0f} min.", "",
+        f"{TRAJECTORY_FLOOR:g} absolute). The exact run breaks ReLU's ties (pre-activations within float32's "
+        "reach of 0) as the net did; the trajectory's samples are the float32 formulas and the exact run with "
+        f"every step {STEP_FLOOR:g} larger, no twin. Grid: sgd / momentum / adam x lr 0.1, 0.001 x hidden 32, 64 "
+        f"x batch 128, 100. {len(good) + len(bad)} checks in {seconds / 60:.0f} min.", "",
         f"**Correct nets: {false_fails} false FAILs in {len(good)} runs.** The share is a run's largest distance "
         "over its bound, over every numeric check (<= 1 passes).", "", *correct_table(good), "",
         f"**One-bug mutants**: of examples/student_net.py (tests/mutants.py, hidden 32, lr 0.1, batch 128, sgd), "

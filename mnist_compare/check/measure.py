@@ -10,27 +10,30 @@ Not for: what a check computes (steps.py, runs.py) or their order (checks.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from mnist_compare.check.exact import ExactNet
-from mnist_compare.check.tolerances import KERAS_ORDERS, NUMPY_ORDERS, SPREAD_FACTOR
+from mnist_compare.check.tolerances import KERAS_ORDERS, NUMPY_ORDERS, SPREAD_FACTOR, STEP_FLOOR
 from mnist_compare.records.spec import PARAMETER_NAMES
 
 
 @dataclass
 class Reference:
-    """The exact net and the float32 samples a numeric check measures with: the Keras twins, then the exact
-    formulas in float32; samples[o] sees each batch's rows in order o (the first as given)."""
+    """The exact net and the samples a numeric check measures with: the Keras twins, the exact formulas in
+    float32, and for a trajectory the exact run with every step STEP_FLOOR larger (`nudged`: what the floor a
+    single step is allowed becomes through the run's own dynamics); samples[o] sees each batch's rows in
+    order o (the first as given)."""
 
     exact: ExactNet
     twins: list[object]  # the Keras twins
     float32: list[ExactNet]
+    nudged: list[ExactNet] = field(default_factory=list)
 
     @property
     def samples(self) -> list[object]:
-        return [*self.twins, *self.float32]
+        return [*self.twins, *self.float32, *self.nudged]
 
     def orders(self, n: int) -> list[np.ndarray]:
         """The row orders of a batch of n: as given, then fixed permutations, one per further sample."""
@@ -46,10 +49,27 @@ class Reference:
         return [call(model, X[order], y[order]) for model, order in zip(self.samples, self.orders(len(y)),
                                                                          strict=True)]
 
+    def step_each(self, X: np.ndarray, y: np.ndarray, like: tuple[list, list]) -> list[float]:
+        """train_on_batch on every float32 sample, each on its order of the batch's rows: the float32 formulas
+        break ReLU's ties as the exact run did (`like`: its weights before and after the step), the twins as
+        they will. Returns their losses."""
+        return self.each_sample(X, y, lambda model, Xo, yo: float(model.train_on_batch(Xo, yo,
+                                                                                        **following(model, like))))
 
-def make_reference(exact: ExactNet, build_twin: Callable[[], object]) -> Reference:
-    return Reference(exact, [build_twin() for _ in range(KERAS_ORDERS)],
-                     [ExactNet(exact.lr, exact.settings, np.float32) for _ in range(NUMPY_ORDERS)])
+
+def following(model: object, like: object) -> dict:
+    """train_on_batch's or gradients' keyword that makes the float32 formulas break ReLU's ties as `like` (the
+    exact run's result) did; nothing for a Keras twin, which breaks them as it will."""
+    return {"like": like} if isinstance(model, ExactNet) else {}
+
+
+def make_reference(exact: ExactNet, build_twin: Callable[[], object], twins: int = KERAS_ORDERS,
+                   nudged: bool = False) -> Reference:
+    """The exact net, `twins` Keras twins, NUMPY_ORDERS float32 formulas and, when `nudged`, the exact run with
+    every step STEP_FLOOR larger."""
+    return Reference(exact, [build_twin() for _ in range(twins)],
+                     [ExactNet(exact.lr, exact.settings, np.float32) for _ in range(NUMPY_ORDERS)],
+                     [ExactNet(exact.lr * (1 + STEP_FLOOR), exact.settings)] if nudged else [])
 
 
 def relative_errors(ours: Sequence[np.ndarray], theirs: Sequence[np.ndarray]) -> list[float]:
@@ -71,6 +91,7 @@ class Measured:
     net: list[float]
     float32: float
     floor: float
+    samples: str = "float32"  # what the yardstick's samples are, as the table names them
 
     @property
     def bound(self) -> float:
@@ -100,13 +121,13 @@ class Measured:
         distance (Keras' or the float32 formulas')."""
         i = self.worst
         name = f"{names[i]} " if len(names) > 1 else ""
-        return f"{name}{what} {self.net[i]:.2g} from exact; float32 {self.float32:.2g}"
+        return f"{name}{what} {self.net[i]:.2g} from exact; {self.samples} {self.float32:.2g}"
 
     def tolerance(self) -> str:
-        return f"{self.bound:.2g} = {SPREAD_FACTOR:g} x float32 + {self.floor:g}"
+        return f"{self.bound:.2g} = {SPREAD_FACTOR:g} x {self.samples} + {self.floor:.2g}"
 
 
 def measured(net: Sequence[np.ndarray], twins: Sequence[Sequence[np.ndarray]], exact: Sequence[np.ndarray],
-             floor: float, distance: Callable = relative_errors) -> Measured:
-    """The net's values against the exact ones, per parameter, and the float32 samples' largest distance."""
-    return Measured(distance(net, exact), float(np.max([distance(twin, exact) for twin in twins])), floor)
+             floor: float, distance: Callable = relative_errors, samples: str = "float32") -> Measured:
+    """The net's values against the exact ones, per parameter, and the samples' largest distance."""
+    return Measured(distance(net, exact), float(np.max([distance(twin, exact) for twin in twins])), floor, samples)

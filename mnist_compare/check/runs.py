@@ -21,6 +21,7 @@ from mnist_compare.records.spec import NUM_CLASSES, PARAMETER_NAMES, RunSpec
 
 DETERMINISM_STEPS = 3
 TRAJECTORY_EXAMPLES, TRAJECTORY_EPOCHS = 6000, 2  # 47 batches of 128 per epoch, the last one of 112
+SAMPLES = "samples"  # the trajectory's yardstick: the float32 formulas and the nudged exact run
 
 
 def same_weights(a: object, b: object) -> bool:
@@ -53,44 +54,47 @@ def determinism_check(build: Callable[[int], object], seed: int, X: np.ndarray, 
                    "identical, identical, differ", diagnosis)
 
 
-def trajectory_gaps(net: object, ref: Reference) -> Measured:
-    """How far the net's weights are from the exact run's, per parameter, against the float32 runs' largest gap."""
+def trajectory_gaps(weights: list[np.ndarray], ref: Reference) -> Measured:
+    """How far the net's `weights` are from the exact run's, per parameter, against the samples' largest gap."""
     exact = ref.exact.get_weights()
-    return measured(net.get_weights(), [model.get_weights() for model in ref.samples], exact, TRAJECTORY_FLOOR,
-                    largest_gaps)
+    return measured(weights, [model.get_weights() for model in ref.samples], exact, TRAJECTORY_FLOOR, largest_gaps,
+                    SAMPLES)
 
 
 def trajectory_check(spec: RunSpec, net: object, ref: Reference, data: Dataset) -> Check:
     """The paired run of the tests, step by step: identical initial weights and batch order for the net, the
-    exact run and the float32 samples (each with the batch's rows in its own order), 2 epochs on 6,000 images
-    with a short last batch. After every step each parameter must be within SPREAD_FACTOR times their largest
-    gap from the exact run plus a floor, and so must the final loss. The first step after which a parameter
-    is past its bound is recorded (1-based epoch, step within it, global step) with that parameter."""
+    exact run and its samples (the float32 formulas, each with the batch's rows in its own order, and the exact
+    run with every step STEP_FLOOR larger), 2 epochs on 6,000 images with a short last batch; the exact run
+    breaks ReLU's ties as the net did (ties.py), the samples as the exact run did. After every step each
+    parameter must be within SPREAD_FACTOR times the samples' largest gap from the exact run plus a
+    floor, and so must the final loss. The first step after which a parameter is past its bound is recorded
+    (1-based epoch, step within it, global step) with that parameter."""
     X, y = data[0][:TRAJECTORY_EXAMPLES], data[1][:TRAJECTORY_EXAMPLES]
     weights = initial_weights(np.random.default_rng(spec.seed), (X.shape[1], spec.hidden_size, NUM_CLASSES),
                               spec.init)
     net.set_weights([w.copy() for w in weights])
     ref.set_weights(weights)
-    rng, global_step, first, share = np.random.default_rng(spec.seed), 0, None, 0.0
+    rng, global_step, first, share, before = np.random.default_rng(spec.seed), 0, None, 0.0, weights
     for epoch in range(TRAJECTORY_EPOCHS):
         order = rng.permutation(len(X))
         for step, begin in enumerate(range(0, len(X), spec.batch_size)):
             batch = order[begin:begin + spec.batch_size]
             with np.errstate(all="ignore"):
                 net.train_on_batch(X[batch], y[batch])
-            ref.exact.train_on_batch(X[batch], y[batch])
-            ref.each_sample(X[batch], y[batch], lambda twin, Xo, yo: twin.train_on_batch(Xo, yo))
-            global_step += 1
+            after, exact_before = net.get_weights(), ref.exact.get_weights()
+            ref.exact.train_on_batch(X[batch], y[batch], like=(before, after))
+            ref.step_each(X[batch], y[batch], like=(exact_before, ref.exact.get_weights()))
+            global_step, before = global_step + 1, after
             if first is None:
-                gaps = trajectory_gaps(net, ref)
+                gaps = trajectory_gaps(after, ref)
                 share = max(share, gaps.share)
                 if not gaps.passed:
                     first = {"first_divergence": {"epoch": epoch + 1, "step": step + 1, "global_step": global_step},
                              "first_parameter": PARAMETER_NAMES[gaps.worst]}
-    gaps = trajectory_gaps(net, ref)
+    gaps = trajectory_gaps(before, ref)
     with np.errstate(all="ignore"):
         losses = measured([np.float64(mean_loss(net, X, y))], [[np.float64(mean_loss(t, X, y))] for t in ref.samples],
-                          [np.float64(mean_loss(ref.exact, X, y))], FORWARD_FLOOR)
+                          [np.float64(mean_loss(ref.exact, X, y))], FORWARD_FLOOR, samples=SAMPLES)
     check = verdict("trajectory", gaps.passed and losses.passed and first is None,
                     f"{gaps.describe('weights')}; {losses.describe('loss (relative)', ['loss'])}",
                     f"{gaps.tolerance()}; {losses.tolerance()}", trajectory_diagnosis(first, global_step))

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from mnist_compare.check.exact import ExactNet
-from mnist_compare.check.measure import Measured, Reference, largest_gaps, measured
+from mnist_compare.check.measure import Measured, Reference, following, largest_gaps, measured
 from mnist_compare.check.tolerances import FINITE_DIFFERENCE_TOLERANCE, FORWARD_FLOOR, GRADIENT_FLOOR, STEP_FLOOR
 from mnist_compare.data.idx import one_hot
 from mnist_compare.nets import keras_backends
@@ -167,22 +167,31 @@ def grows_as_the_gradient_shrinks(ours: np.ndarray, exact: np.ndarray, gradient:
     return bool(np.median(g[moving][worst]) < 0.1 * np.median(g[moving]))
 
 
-def update(model: object, weights: list[np.ndarray], X: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
-    """What one train_on_batch on X, y changes in each parameter, starting from `weights`, in float64."""
+def update(model: object, weights: list[np.ndarray], X: np.ndarray, y: np.ndarray, **like: list) -> list[np.ndarray]:
+    """What one train_on_batch on X, y changes in each parameter, starting from `weights`, in float64 (`like`:
+    the net's result, for the exact net's ties)."""
     model.set_weights([w.copy() for w in weights])
-    model.train_on_batch(X, y)
+    model.train_on_batch(X, y, **like)
     return [np.asarray(after, np.float64) - before for after, before in zip(model.get_weights(), weights, strict=True)]
 
 
 def step_check(name: str, net: object, ref: Reference, weights: list, X: np.ndarray, y: np.ndarray,
                batch_size: int) -> Check:
-    """One train_on_batch from identical weights on X (n, d), y (n,): its updates against the exact ones."""
+    """One train_on_batch from identical weights on X (n, d), y (n,): its updates against the exact ones (ReLU's
+    ties broken as the net broke them; the float32 formulas' as the exact run did)."""
     ref.exact.set_weights(weights)
     gradient = ref.exact.gradients(X, y)
-    ours, exact = update(net, weights, X, y), update(ref.exact, weights, X, y)
-    shown = measured(ours, ref.each_sample(X, y, lambda twin, Xo, yo: update(twin, weights, Xo, yo)), exact, STEP_FLOOR)
+    ours = update(net, weights, X, y)
+    exact = update(ref.exact, weights, X, y, like=(weights, moved(weights, ours)))
+    like = (weights, moved(weights, exact))
+    theirs = ref.each_sample(X, y, lambda model, Xo, yo: update(model, weights, Xo, yo, **following(model, like)))
+    shown = measured(ours, theirs, exact, STEP_FLOOR)
     return with_share(verdict(name, shown.passed, shown.describe("relative error"), shown.tolerance(),
                               diagnose(ours, exact, "the updates", len(y), batch_size, shown, gradient)), shown.share)
+
+
+def moved(weights: list[np.ndarray], changes: list[np.ndarray]) -> list[np.ndarray]:
+    return [w + change for w, change in zip(weights, changes, strict=True)]
 
 
 def gradients_check(net: object, ref: Reference, weights: list, X: np.ndarray, y: np.ndarray,
@@ -194,8 +203,8 @@ def gradients_check(net: object, ref: Reference, weights: list, X: np.ndarray, y
     grads = net.gradients(X, y)
     grads = [grads[name] for name in PARAMETER_NAMES] if isinstance(grads, dict) else grads  # my_net keys them by name
     ours = [np.asarray(g, np.float64) for g in grads]
-    exact = ref.exact.gradients(X, y)
-    autodiff = ref.each_sample(X, y, gradients_of)
+    exact = ref.exact.gradients(X, y, like=ours)
+    autodiff = ref.each_sample(X, y, lambda model, Xo, yo: gradients_of(model, Xo, yo, exact))
     shown = measured(ours, autodiff, exact, GRADIENT_FLOOR)
     versus_fd = finite_difference_error(net, weights, X, y, ours)
     passed = shown.passed and versus_fd <= FINITE_DIFFERENCE_TOLERANCE
@@ -206,10 +215,11 @@ def gradients_check(net: object, ref: Reference, weights: list, X: np.ndarray, y
     return with_share(check, max(shown.share, versus_fd / FINITE_DIFFERENCE_TOLERANCE))
 
 
-def gradients_of(model: object, X: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
-    """A float32 sample's gradients: the Keras twin's autodiff, or the float32 formulas' own."""
+def gradients_of(model: object, X: np.ndarray, y: np.ndarray, exact: list[np.ndarray]) -> list[np.ndarray]:
+    """A float32 sample's gradients: the Keras twin's autodiff, or the float32 formulas' own (ReLU's ties broken
+    as in the `exact` gradients)."""
     if isinstance(model, ExactNet):
-        return model.gradients(X, y)
+        return model.gradients(X, y, like=exact)
     return list(keras_backends.gradients(model.model, X, one_hot(y)).values())
 
 
