@@ -212,8 +212,10 @@ def run_one(entry: CheckEntry, bench: Bench) -> Check:
                 check = entry.run(bench)
         except SubmissionStopped as stop:
             check = Check(entry.name, FAIL, "stopped", "", str(stop))
+            check.details["stopped"] = stop.kind
         except Exception as err:
             check = raised(entry.name, err)
+            check.details["stopped"] = "raised"
         printed = room.printed() if room is not None else ""
     if printed:
         check.details["printed"] = printed

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mnist_compare.check import wire
+from mnist_compare.nets.submission_source import SOURCE_SUFFIXES
 from mnist_compare.nets.user_net import NetLoadError, NetRaised
 from mnist_compare.records.spec import RunSpec
 
@@ -48,7 +49,12 @@ class Limits:
 
 
 class SubmissionStopped(Exception):
-    """The net's process timed out, ran out of memory, or ended; the message says which, in words."""
+    """The net's process timed out, ran out of memory, or ended; the message says which, in words, and `kind`
+    in one word: timeout, memory or ended."""
+
+    def __init__(self, reason: str, kind: str = "ended") -> None:
+        super().__init__(reason)
+        self.kind = kind
 
 
 class Room:
@@ -80,7 +86,7 @@ class Room:
         except wire.WireTimeout:
             self.kill()
             limit = LOAD_SECONDS if loading else self.limits.seconds
-            raise self.stopped(f"timed out after {limit:g} s in {doing}", loading) from None
+            raise self.stopped(f"timed out after {limit:g} s in {doing}", loading, "timeout") from None
         except wire.WireError as err:
             self.kill()
             raise self.stopped(f"{self.ending()} in {doing}" if "ended" in str(err) else
@@ -90,11 +96,11 @@ class Room:
         if "raised" in header:
             raise NetRaised(str(header["raised"]))
         if header.get("memory"):
-            raise self.stopped(f"needed more than {self.limits.memory_text()} in {doing}", loading)
+            raise self.stopped(f"needed more than {self.limits.memory_text()} in {doing}", loading, "memory")
         return header, arrays
 
-    def stopped(self, reason: str, loading: bool) -> Exception:
-        return NetLoadError(f"{self.net}: {reason}") if loading else SubmissionStopped(reason)
+    def stopped(self, reason: str, loading: bool, kind: str = "ended") -> Exception:
+        return NetLoadError(f"{self.net}: {reason}") if loading else SubmissionStopped(reason, kind)
 
     def ending(self) -> str:
         """How the process ended, in words: its exit status or the signal that killed it."""
@@ -222,7 +228,7 @@ def remote_class(net: str, limits: Limits) -> type[RemoteNet]:
     methods and its constructor's parameters."""
     become_subreaper()
     target, _, name = net.rpartition(":")
-    if target.endswith(".py"):  # the room works in a directory of its own
+    if target.endswith(SOURCE_SUFFIXES):  # the room works in a directory of its own
         net = f"{os.path.abspath(os.path.expanduser(target))}:{name}"
     room = Room(net, limits)
     try:

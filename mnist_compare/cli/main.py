@@ -20,6 +20,7 @@ from mnist_compare.check.checks import DEFAULT_WEIGHTS
 from mnist_compare.check.sandbox import Limits, remote_class
 from mnist_compare.cli import outcome
 from mnist_compare.cli.compare import compare_command
+from mnist_compare.cli.grade import grade_command
 from mnist_compare.cli.modes import MODES, Made
 from mnist_compare.cli.options import SectionedGroup, dashes_to_underscores, every_option
 from mnist_compare.cli.plan import Options, Plan, make_plan
@@ -81,6 +82,7 @@ def net_loaded(choice: NetChoice, check: bool, seconds: float, memory: int) -> N
 
 
 main.add_command(compare_command)
+main.add_command(grade_command)
 
 
 def given_from(source: ParameterSource | None) -> str | None:

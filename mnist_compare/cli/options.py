@@ -33,7 +33,19 @@ def section(title: str, *declared: tuple[tuple, dict]) -> Decorator:
         for decls, attrs in reversed(declared):
             command = click.option(*decls, cls=SectionedOption, section=title, **attrs)(command)
         return command
+    apply.declared = declared  # so that another command can take some of them (picked)
     return apply
+
+
+def picked(title: str, *sections_and_names: Decorator | str) -> Decorator:
+    """A section `title` of options declared in other sections, by name: picked("X", network, "--lr")."""
+    found, declared = [], ()
+    for item in sections_and_names:
+        if isinstance(item, str):
+            found.append(next(d for d in declared if item in d[0]))
+        else:
+            declared = item.declared
+    return section(title, *found)
 
 
 def option(*decls: str, **attrs) -> tuple[tuple, dict]:
@@ -190,17 +202,29 @@ def dashes_to_underscores(token: str) -> str:
     return token if token.startswith("-") and not token.startswith("--") else token.replace("-", "_")
 
 
+def format_sections(command: click.Command, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    """The command's options in --help, by section."""
+    sections: dict[str, list[tuple[str, str]]] = {}
+    for param in command.get_params(ctx):
+        record = None if isinstance(param, click.Argument) else param.get_help_record(ctx)
+        if record is not None:
+            sections.setdefault(getattr(param, "section", "Other"), []).append(record)
+    for title, rows in sections.items():
+        with formatter.section(title):
+            formatter.write_dl(rows)
+
+
 class SectionedGroup(click.Group):
     """The command group whose default (no command named) trains: its --help lists the training options by
-    section, after the examples of its docstring, then the commands (compare, ...)."""
+    section, after the examples of its docstring, then the commands (compare, grade)."""
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        sections: dict[str, list[tuple[str, str]]] = {}
-        for param in self.get_params(ctx):
-            record = param.get_help_record(ctx)
-            if record is not None:
-                sections.setdefault(getattr(param, "section", "Other"), []).append(record)
-        for title, rows in sections.items():
-            with formatter.section(title):
-                formatter.write_dl(rows)
+        format_sections(self, ctx, formatter)
         self.format_commands(ctx, formatter)
+
+
+class SectionedCommand(click.Command):
+    """A command whose --help lists its options by section."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        format_sections(self, ctx, formatter)

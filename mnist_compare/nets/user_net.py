@@ -14,11 +14,13 @@ import importlib.util
 import inspect
 import sys
 import traceback
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
+from mnist_compare.nets.submission_source import SOURCE_SUFFIXES, SubmissionError, source_text
 from mnist_compare.records.results import EpochCallback, RunFailed, RunResult
 from mnist_compare.records.spec import NUM_CLASSES, RunSpec
 from mnist_compare.system.shutdown import Interrupted
@@ -36,7 +38,7 @@ def load_class(text: str) -> type:
     target, _, name = text.rpartition(":")
     if not target or not name:
         raise NetLoadError(f"{text}: expected my, keras, PATH.py:CLASS or package.module:CLASS")
-    module = load_file(Path(target).expanduser()) if target.endswith(".py") else load_module(target)
+    module = load_file(Path(target).expanduser()) if target.endswith(SOURCE_SUFFIXES) else load_module(target)
     cls = getattr(module, name, None)
     if not inspect.isclass(cls):
         raise NetLoadError(f"{text}: {target} has no class {name}")
@@ -48,15 +50,22 @@ def load_class(text: str) -> type:
 
 
 def load_file(path: Path) -> object:
+    """The module of a `.py` file, or of a notebook's definitions (submission_source.py), run as its code."""
     if not path.is_file():
         raise NetLoadError(f"{path}: no such file")
     name = f"{USER_MODULE_PREFIX}{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
+    try:
+        code = compile(source_text(path), str(path), "exec")
+    except SubmissionError as err:
+        raise NetLoadError(str(err)) from None
+    except SyntaxError as err:
+        raise NetLoadError(f"{path}: importing it raised {described(err)}") from None
+    module = types.ModuleType(name)
+    module.__file__ = str(path)
     sys.modules[name] = module  # so that its classes pickle and its dataclasses resolve
     try:
         with users_code():  # sys.exit or a KeyboardInterrupt of the file's own, too: one line, exit 2
-            spec.loader.exec_module(module)
+            exec(code, module.__dict__)
     except Exception as err:
         raise NetLoadError(f"{path}: importing it raised {described(err)}") from None
     return module

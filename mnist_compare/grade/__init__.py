@@ -1,0 +1,1 @@
+"""Grading a class: many submissions' --check into one grade sheet (`mnist-compare grade`)."""
