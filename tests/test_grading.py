@@ -154,3 +154,27 @@ def test_profile_is_refused_with_check_and_on_a_cluster():
     assert "--profile has no effect with --check" in mnist_compare("--check", "--profile").stderr
     assert "--profile has no effect with --scheduler" in mnist_compare("--profile", "--scheduler",
                                                                       "tcp://127.0.0.1:9").stderr
+
+
+def test_a_rubric_sets_each_checks_visibility_and_can_hide_its_diagnosis(tmp_path):
+    """gradescope-utils' @visibility and a hidden diagnosis, from the weights file, in Gradescope's own fields."""
+    from mnist_compare.check.checks import DEFAULT_WEIGHTS
+    from mnist_compare.output.gradescope import WeightsError, gradescope_results, parse_weights
+    from mnist_compare.records.check import Check, Status
+
+    rubric = tmp_path / "rubric.toml"
+    rubric.write_text('forward = 2\ntrajectory = {weight = 3, visibility = "after_due_date", hide_diagnosis = true}\n'
+                      '[gradients]\nvisibility = "hidden"\n')
+    weights = parse_weights(str(rubric), DEFAULT_WEIGHTS)
+    checks = [Check(name, Status.FAIL if name == "trajectory" else Status.PASS, "measured", "bound",
+                    "first parts at epoch 1, step 3" if name == "trajectory" else "") for name in CHECKS]
+    data = gradescope_results(checks, weights, "hw.py")
+    jsonschema.validate(data, GRADESCOPE_SCHEMA)
+    tests = {test["name"]: test for test in data["tests"]}
+    assert tests["trajectory"]["visibility"] == "after_due_date" and tests["trajectory"]["output"] == "FAIL"
+    assert tests["trajectory"]["max_score"] == 3 and tests["gradients"]["visibility"] == "hidden"
+    assert tests["gradients"]["max_score"] == 1 and tests["forward"]["visibility"] == "visible"
+    assert data["score"] == 2 + 8 * 1
+    rubric.write_text('trajectory = {visibility = "later"}\n')
+    with pytest.raises(WeightsError, match="visibility 'later' is not one of"):
+        parse_weights(str(rubric), DEFAULT_WEIGHTS)

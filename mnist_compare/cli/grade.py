@@ -161,19 +161,10 @@ def run(submissions: list, settings: GradeSettings, source: DataSource, params: 
 
 
 def on_cluster(submissions: list, settings: GradeSettings, source: DataSource, address: str, done) -> list[str]:
-    import importlib.util
-
-    if importlib.util.find_spec("distributed") is None:
-        raise click.UsageError("--scheduler needs Dask: pip install 'mnist-compare[dask]' "
-                               "(or pip install -r requirements-dask.txt in a clone)")
+    from mnist_compare.cli.modes import cluster_client
     from mnist_compare.grade.cluster import grade_on_cluster
-    from mnist_compare.runs import cluster
 
-    try:
-        client = cluster.connect(address)
-        workers = cluster.usable_workers(client, lambda line: click.echo(f"Warning: {line}", err=True))
-    except cluster.ClusterError as err:
-        raise click.UsageError(str(err)) from None
+    client, workers = cluster_client(address)
     try:
         return grade_on_cluster(client, submissions, settings, source, workers, done)[1]
     finally:

@@ -47,6 +47,7 @@ Examples:
   mnist-compare --net_type examples/student_net.py:StudentNet --check
   mnist-compare --compare_nets --repeats 3 --baseline base.json --report report.html
   mnist-compare compare base.json new.json      (two saved results files; --help for its options)
+  mnist-compare grade submissions/ --output grades.csv   (a class's submissions; --help for its options)
 """
 
 

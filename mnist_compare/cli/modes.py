@@ -122,9 +122,8 @@ def profiles_of(results: list[RunResult], data: idx.Dataset, guard: SignalGuard,
     return profiles
 
 
-def train_on_cluster(specs: list[RunSpec], source: DataSource, address: str, threads: int | None,
-                     quiet: bool) -> list[RunResult]:
-    """The specs as jobs on the Dask cluster at `address` (runs/cluster.py); exit 2, before any training, when
+def cluster_client(address: str) -> tuple[object, list[str] | None]:
+    """A Dask client of the scheduler at `address` and the workers that may take jobs (None: any); exit 2 when
     Dask is not installed, nothing answers there, or the cluster lacks this version of the package or this
     machine's library versions."""
     if importlib.util.find_spec("distributed") is None:
@@ -134,9 +133,23 @@ def train_on_cluster(specs: list[RunSpec], source: DataSource, address: str, thr
 
     try:
         client = cluster.connect(address)
-        workers = cluster.usable_workers(client, lambda line: click.echo(f"Warning: {line}", err=True))
+        return client, cluster.usable_workers(client, lambda line: click.echo(f"Warning: {line}", err=True))
+    except cluster.ClusterError as err:
+        raise click.UsageError(str(err)) from None
+
+
+def train_on_cluster(specs: list[RunSpec], source: DataSource, address: str, threads: int | None,
+                     quiet: bool) -> list[RunResult]:
+    """The specs as jobs on the Dask cluster at `address` (runs/cluster.py); exit 2, before any training, when
+    Dask is not installed, nothing answers there, or the cluster lacks this version of the package or this
+    machine's library versions."""
+    from mnist_compare.runs import cluster
+
+    client, workers = cluster_client(address)
+    try:
         cluster.ship_user_nets(client, specs)
     except cluster.ClusterError as err:
+        client.close()
         raise click.UsageError(str(err)) from None
     jobs = Progress(len(cluster.jobs_of(specs)), quiet, False, unit="job")
 

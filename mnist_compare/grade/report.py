@@ -17,7 +17,7 @@ from mnist_compare.check.checks import CHECK_NAMES
 from mnist_compare.grade.grader import Graded
 from mnist_compare.grade.sheet import checks_of
 from mnist_compare.output import plots
-from mnist_compare.output.html_report import STYLE, figure, header, section, settings_table
+from mnist_compare.output.html_report import figure, header, page, section, settings_table
 from mnist_compare.output.report import render_checks
 from mnist_compare.records.results import atomic_write
 
@@ -69,10 +69,7 @@ def render_grades_report(rows: list[Graded], meta: dict) -> str:
     parts = [header(meta, "mnist-compare grades"), section("Settings", settings_table(meta.get("options", {})),
                                                            "settings"),
              section("Scores", score_histogram(rows), "scores"), class_section(rows), submissions_section(rows)]
-    body = "\n".join(parts)
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>mnist-compare grades</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
+    return page("mnist-compare grades", parts)
 
 
 def write_grades_report(path: str | Path, rows: list[Graded], meta: dict) -> None:

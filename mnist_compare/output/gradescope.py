@@ -6,7 +6,13 @@
 
 A passed check scores its weight, a failed one 0; the output of a failed check is its diagnosis. Weights are
 each check's default (check/checks.py's table: 1 each) unless `--check_weights` gives others, as
-`forward=2,gradients=3` or a TOML file of `name = weight` lines (a [weights] table also works).
+`forward=2,gradients=3` or a TOML file of `name = weight` lines (a [weights] table also works). In a TOML
+file a check may also be a table, as gradescope-utils' decorators set a test's fields:
+
+    trajectory = {weight = 3, visibility = "after_due_date", hide_diagnosis = true}
+
+visibility is Gradescope's (visible, hidden, after_due_date, after_published); hide_diagnosis shows the
+student only PASS or FAIL for that check.
 Not for: running the checks (check/).
 """
 
@@ -19,9 +25,20 @@ from typing import Any
 
 from mnist_compare.records.results import atomic_write
 
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+
 
 class WeightsError(ValueError):
     """--check_weights that cannot be read: an unknown check, a weight that is not a number >= 0, a bad file."""
+
+
+class Weights(dict):
+    """Each check's points (a dict: check name -> weight), and how Gradescope shows each check (`shown`: check
+    name -> {"visibility": ..., "hide_diagnosis": bool}; a check not there is visible with its diagnosis)."""
+
+    def __init__(self, weights: dict[str, float], shown: dict[str, dict] | None = None) -> None:
+        super().__init__(weights)
+        self.shown = shown or {}
 
 
 def parse_weights(text: str, defaults: dict[str, float]) -> dict[str, float]:
@@ -36,13 +53,29 @@ def parse_weights(text: str, defaults: dict[str, float]) -> dict[str, float]:
         pairs = list(table.get("weights", table).items())
     else:
         pairs = [tuple(item.split("=", 1)) if "=" in item else (item, None) for item in text.split(",")]
-    weights, names = dict(defaults), tuple(defaults)
+    weights, names, shown = dict(defaults), tuple(defaults), {}
     for name, value in pairs:
         key = str(name).strip().replace("_", " ").replace("-", " ")
         if key not in weights:
             raise WeightsError(f"{name}: not a check; the checks are {', '.join(names)}")
+        if isinstance(value, dict):
+            shown[key] = shown_fields(name, value)
+            value = value.get("weight", weights[key])
         weights[key] = weight_value(name, value)
-    return weights
+    return Weights(weights, shown)
+
+
+def shown_fields(name: str, table: dict) -> dict:
+    """A check's table in the weights file: its visibility and hide_diagnosis, checked."""
+    unknown = set(table) - {"weight", "visibility", "hide_diagnosis"}
+    if unknown:
+        raise WeightsError(f"{name}: unknown field {', '.join(sorted(unknown))} (weight, visibility, hide_diagnosis)")
+    visibility = table.get("visibility", "visible")
+    if visibility not in VISIBILITIES:
+        raise WeightsError(f"{name}: visibility {visibility!r} is not one of {', '.join(VISIBILITIES)}")
+    if not isinstance(table.get("hide_diagnosis", False), bool):
+        raise WeightsError(f"{name}: hide_diagnosis must be true or false")
+    return {"visibility": visibility, "hide_diagnosis": table.get("hide_diagnosis", False)}
 
 
 def weight_value(name: str, value: Any) -> float:
@@ -65,10 +98,12 @@ def shown_output(check: Any) -> str:
 
 def gradescope_results(checks: list, weights: dict[str, float], net_type: str) -> dict[str, Any]:
     """Gradescope's results.json for the checks (its documented fields only); `weights` has every check's."""
+    shown = getattr(weights, "shown", {})
     tests = [{"name": check.name, "number": str(number),
               "score": weights[check.name] if check.passed else 0.0,
               "max_score": weights[check.name], "status": "passed" if check.passed else "failed",
-              "output": shown_output(check), "visibility": "visible"}
+              "output": ("PASS" if check.passed else "FAIL") if shown.get(check.name, {}).get("hide_diagnosis")
+              else shown_output(check), "visibility": shown.get(check.name, {}).get("visibility", "visible")}
              for number, check in enumerate(checks, 1)]
     passed = sum(test["status"] == "passed" for test in tests)
     return {"score": sum(test["score"] for test in tests),

@@ -145,10 +145,15 @@ def render_report(meta: dict[str, Any], results: list[RunResult] | None = None,
         tables = [render_profile(profile, "html").replace("\n", "", 1) for profile in meta["profiles"]]
         parts.append(section("Profile of one epoch (--profile)", "\n".join(tables), "profiles"))
     parts.append(machine_section(meta))
+    return page("mnist-compare report", parts)
+
+
+def page(title: str, parts: list[str]) -> str:
+    """A self-contained HTML page of `parts` (sections), styled by STYLE."""
     body = "\n".join(parts)
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>mnist-compare report</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
+            f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
 
 
 def write_report(path: str | Path, meta: dict[str, Any], results: list[RunResult] | None = None,
