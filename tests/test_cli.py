@@ -231,3 +231,19 @@ def test_main_runs_as_a_script_and_as_python_dash_m():
                     [sys.executable, "-m", "mnist_compare", "--version"]):
         out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ}, timeout=60)
         assert out.returncode == 0 and __version__ in out.stdout
+
+
+@pytest.mark.parametrize("args", [["--margin", "nan"], ["--margin", "inf"], ["--max_slowdown", "nan"],
+                                  ["--momentum", "nan"], ["--check_timeout", "inf"], ["--epsilon", "nan"]])
+def test_a_number_that_is_not_finite_is_refused_before_anything_runs(args):
+    """Click's FloatRange lets nan through (no comparison with nan is true): `--margin nan` made a gate that
+    could never fail ("judged against ±nan pp")."""
+    result = run_cli(*args)
+    assert result.exit_code == 2 and "is not a finite number" in result.output, result.output
+
+
+def test_compare_refuses_a_margin_that_is_not_finite(tmp_path):
+    for name in ("a.json", "b.json"):
+        (tmp_path / name).write_text("{}")
+    result = run_cli("compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--margin", "nan")
+    assert result.exit_code == 2 and "'--margin': nan is not a finite number" in result.output, result.output

@@ -92,13 +92,13 @@ optimiser = section(
     "Optimiser (the same in both nets, by Keras' formulas)",
     option("--optimizer", type=click.Choice(OPTIMIZERS), default=DEFAULT_OPTIMIZER.name, show_default=True,
            help="sgd (plain), momentum (SGD with --momentum) or adam."),
-    option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=DEFAULT_OPTIMIZER.momentum,
+    option("--momentum", type=values.FiniteFloatRange(0, 1, max_open=True), default=DEFAULT_OPTIMIZER.momentum,
            show_default=True, help="For --optimizer momentum."),
-    option("--beta_1", type=click.FloatRange(0, 1, max_open=True), default=DEFAULT_OPTIMIZER.beta_1,
+    option("--beta_1", type=values.FiniteFloatRange(0, 1, max_open=True), default=DEFAULT_OPTIMIZER.beta_1,
            show_default=True, help="Adam's first-moment decay."),
-    option("--beta_2", type=click.FloatRange(0, 1, max_open=True), default=DEFAULT_OPTIMIZER.beta_2,
+    option("--beta_2", type=values.FiniteFloatRange(0, 1, max_open=True), default=DEFAULT_OPTIMIZER.beta_2,
            show_default=True, help="Adam's second-moment decay."),
-    option("--epsilon", type=click.FloatRange(0, min_open=True), default=DEFAULT_OPTIMIZER.epsilon,
+    option("--epsilon", type=values.FiniteFloatRange(0, min_open=True), default=DEFAULT_OPTIMIZER.epsilon,
            show_default=True, callback=values.float32_positive_option, help="Adam's epsilon (Keras' default)."),
 )
 
@@ -136,15 +136,15 @@ grading = section(
     option("--check_weights", metavar="NAME=W,...|FILE.toml", callback=values.check_weights,
            help="Each check's points in --gradescope (default 1 each), e.g. forward=2,gradients=3 or a TOML file "
                 "of name = weight lines."),
-    option("--check_timeout", type=click.FloatRange(0, min_open=True), default=120.0, show_default=True,
+    option("--check_timeout", type=values.FiniteFloatRange(0, min_open=True), default=120.0, show_default=True,
            metavar="SECONDS", help="A submitted net's time per check (its own process; past it, that check fails)."),
     option("--check_memory", default="4GiB", show_default=True, metavar="SIZE", callback=values.memory_size,
            help="A submitted net's memory per check, e.g. 4GiB or 512MiB (past it, that check fails)."),
 )
 
-MARGIN = option("--margin", type=click.FloatRange(0, min_open=True), default=0.2, show_default=True,
+MARGIN = option("--margin", type=values.FiniteFloatRange(0, min_open=True), default=0.2, show_default=True,
                 metavar="PP", help="Accuracy differences within ±PP percentage points are \"same\" (shown by TOST).")
-MAX_SLOWDOWN = option("--max_slowdown", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True,
+MAX_SLOWDOWN = option("--max_slowdown", type=values.FiniteFloatRange(0, min_open=True), default=10.0, show_default=True,
                       metavar="PERCENT", callback=values.slowdown_fraction,
                       help="Times more than PERCENT % slower are \"worse\" (judged on the same machine only).")
 

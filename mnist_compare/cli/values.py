@@ -25,6 +25,19 @@ BUILTIN_NETS = {"my": my_net.NeuralNetwork, "keras": keras_net.KerasNet}
 SEED_LIMIT = 2**32  # numpy's legacy seeding, which Keras' set_random_seed calls, takes seeds below 2^32
 
 
+class FiniteFloatRange(click.FloatRange):
+    """Click's FloatRange, which lets nan and inf through (every comparison with nan is False): a value that
+    is not a finite number is refused, so that `--margin nan` cannot make a gate that never fails."""
+
+    name = "number"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
 def comma_list(kind: type, minimum: float, inclusive: bool = True) -> Callable:
     """A Click callback parsing `a,b,c` into a list of `kind`, each finite and >= (or >) minimum, none twice
     (a repeated value would train the same setting twice and pass for repeats)."""
