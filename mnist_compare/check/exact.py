@@ -107,7 +107,9 @@ class ExactNet:
         grads = result.grads
         if like is not None:
             for j, ways in other_ways(X, result.Z1, result.dH, reach(X, self.weights)).items():
-                apply(grads, clearly_nearest(ways, lambda way, j=j: column_gap(grads, way, like, j)), j)
+                rows = touched(ways)
+                apply(grads, clearly_nearest(
+                    ways, lambda way, j=j, rows=rows: column_gap(grads, way, like, j, rows)), j)
         return grads
 
     def train_on_batch(self, X: np.ndarray, y: np.ndarray,
@@ -122,18 +124,21 @@ class ExactNet:
         if like is not None:
             before, after = like
             for j, ways in other_ways(X, result.Z1, result.dH, reach(X, self.weights, before)).items():
-                apply(grads, clearly_nearest(ways, lambda way, j=j: self.column_distance(grads, way, after, j)), j)
+                rows = touched(ways)
+                apply(grads, clearly_nearest(
+                    ways, lambda way, j=j, rows=rows: self.column_distance(grads, way, after, j, rows)), j)
         for index, g in enumerate(grads):
             self.weights[index] += self.update(index, g)
         return result.loss
 
-    def column_distance(self, grads: list[np.ndarray], way: Change, after: list[np.ndarray], j: int) -> float:
-        """How far hidden unit j's weights (W1[:, j], b1[j]) would land from the net's `after` with the gradients
-        changed by `way`, the optimiser's state left as it is."""
+    def column_distance(self, grads: list[np.ndarray], way: Change, after: list[np.ndarray], j: int,
+                        rows: np.ndarray) -> float:
+        """How far hidden unit j's weights that a way changes (W1[rows, j], b1[j]) would land from the net's
+        `after` with the gradients changed by `way`, the optimiser's state left as it is."""
         gaps = []
-        for index, column in ((0, np.s_[:, j]), (1, np.s_[j:j + 1])):
+        for index, column, change in ((0, np.s_[rows, j], on_rows(way[0], rows)), (1, np.s_[j:j + 1], way[1])):
             state = [s[index][column].copy() for s in self.state]
-            new = self.weights[index][column] + self.change(grads[index][column] + way[index], *state)
+            new = self.weights[index][column] + self.change(grads[index][column] + change, *state)
             gaps.append(float(np.abs(new - np.asarray(after[index], np.float64)[column]).max()))
         return max(gaps)
 
@@ -178,9 +183,21 @@ def apply(grads: list[np.ndarray], way: Change, j: int) -> None:
     grads[1][j] += way[1]
 
 
-def column_gap(grads: list[np.ndarray], way: Change, like: list[np.ndarray], j: int) -> float:
-    """How far hidden unit j's gradients, changed by `way`, are from the net's `like`."""
-    return max(float(np.abs(grads[0][:, j] + way[0] - np.asarray(like[0], np.float64)[:, j]).max()),
+def touched(ways: list[Change]) -> np.ndarray:
+    """The rows of W1 (inputs) any of the ways changes: where the tied examples' pixels are lit. The ways are
+    compared there alone, since elsewhere in the column they agree, and the column's largest gap may lie
+    elsewhere (measured: a column 5.6e-3 from the net at one weight hid the 10x nearer way at the others)."""
+    return np.flatnonzero(np.any([way[0] != 0 for way in ways], axis=0))
+
+
+def on_rows(change: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return change[rows] if change.size > 1 else change
+
+
+def column_gap(grads: list[np.ndarray], way: Change, like: list[np.ndarray], j: int, rows: np.ndarray) -> float:
+    """How far hidden unit j's gradients on `rows` (and b1[j]'s), changed by `way`, are from the net's `like`."""
+    return max(float(np.abs(grads[0][rows, j] + on_rows(way[0], rows) - np.asarray(like[0], np.float64)[rows, j])
+                     .max(initial=0.0)),
                abs(float(grads[1][j] + way[1] - float(like[1][j]))))
 
 
