@@ -26,6 +26,7 @@ from mnist_compare.records.results import atomic_write
 FIELDS = ("submission", "score", "max_score", *CHECK_NAMES, "first_failure", "seconds", "error")
 SHEET_SUFFIXES = (".csv", ".json", ".md")
 SHOWN_FAILURE = 90  # characters of the first failure in the printed table (the files hold all of it)
+SHOWN_NAMES = 4  # failed checks named in the printed table; more are counted
 
 
 def flat(row: Graded) -> dict:
@@ -59,16 +60,26 @@ def write_sheet(path: str, rows: list[Graded], meta: dict) -> None:
 
 
 def render_table(rows: list[Graded], table_format: str) -> str:
-    """What stdout shows: each submission's score, the checks it failed, and the first failure's reason."""
+    """What stdout shows: each submission's score, the checks it failed, and the first failure's reason (the
+    sheet's files have a column per check and the whole reason)."""
     table = []
     for row in rows:
-        failed = [name for name, status in row.statuses.items() if status not in ("PASS", "NOT RUN")]
-        failed_text = ", ".join(f"{name} ({row.statuses[name]})" if row.statuses[name] != "FAIL" else name
-                                for name in failed) or ("-" if not row.error else "not graded")
         reason = row.first_failure
-        table.append([row.submission, f"{row.score:g} / {row.max_score:g}", failed_text,
+        table.append([row.submission, f"{row.score:g} / {row.max_score:g}", failed_checks(row),
                       reason if len(reason) <= SHOWN_FAILURE else reason[:SHOWN_FAILURE - 3] + "..."])
     return tabulate(table, headers=["submission", "score", "failed", "first failure"], tablefmt=table_format)
+
+
+def failed_checks(row: Graded) -> str:
+    """The checks a row failed, by name (TIMEOUT, MEMORY or ERROR said beside them); more than SHOWN_NAMES of
+    them as a count."""
+    if row.error:
+        return "not graded"
+    failed = [(name, status) for name, status in row.statuses.items() if status not in ("PASS", "NOT RUN")]
+    kinds = sorted({status for _, status in failed})
+    if len(failed) > SHOWN_NAMES:
+        return f"{len(failed)} checks ({', '.join(kinds)})"
+    return ", ".join(name if status == "FAIL" else f"{name} ({status})" for name, status in failed) or "-"
 
 
 def checks_of(row: Graded) -> list[Check]:
