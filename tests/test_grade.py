@@ -187,3 +187,31 @@ def test_a_notebook_trains_as_net_type_and_its_training_cell_never_runs(tmp_path
                                 "--seed", "0", "--quiet", timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "| StudentNet" in run.stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_finished_rows_exits_130_and_leaves_no_process(tmp_path):
+    """A stop signal while the second submission is checked: the first's row is printed and written, the
+    second (interrupted) is not, and no submission process is left."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "two"
+    folder.mkdir()
+    (folder / "a.py").write_text(EXAMPLE)
+    (folder / "b.py").write_text(EXAMPLE)
+    sheet = tmp_path / "grades.csv"
+    grading = subprocess.Popen([sys.executable, "-m", "mnist_compare", "grade", str(folder), "--output", str(sheet)],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    while "a: 10 of 10" not in seen and grading.poll() is None:
+        seen += grading.stderr.readline()
+    time.sleep(3)  # b's checks are running
+    grading.send_signal(signal.SIGINT)
+    stdout, _ = grading.communicate(timeout=120)
+    assert grading.returncode == 130
+    assert [row["submission"] for row in csv.DictReader(sheet.open())] == ["a"] and "| a " in stdout
+    leftover = subprocess.run(["pgrep", "-f", "mnist_compare.check.sandbox_child"], capture_output=True, text=True)
+    assert leftover.stdout.strip() == ""
