@@ -71,7 +71,7 @@ def test_a_users_net_file_is_recorded_with_its_sha256(tmp_path):
     assert done.returncode == 0, done.stderr
     net_file = json.loads(out.read_text())["net_file"]
     source = ROOT / "examples" / "student_net.py"
-    assert Path(net_file["path"]).resolve() == source
+    assert Path(net_file["path"]).resolve() == source.resolve()  # examples/student_net.py is a link
     assert net_file["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
 
 
