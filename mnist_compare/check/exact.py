@@ -102,7 +102,7 @@ class ExactNet:
 
     def gradients(self, X: np.ndarray, y: np.ndarray, like: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """The gradients on X, y; with the net's own gradients `like`, ReLU's ties broken as the net broke them
-        (per hidden unit, the way whose gradient is nearest the net's)."""
+        (per hidden unit, another way when its gradient is CLEARLY times nearer the net's than the exact way's)."""
         result = backward(self.weights, X, y)
         grads = result.grads
         if like is not None:
@@ -115,7 +115,8 @@ class ExactNet:
     def train_on_batch(self, X: np.ndarray, y: np.ndarray,
                        like: tuple[list[np.ndarray], list[np.ndarray]] | None = None) -> float:
         """One step on X, y; with the net's weights before and after its own step (`like`), ReLU's ties broken
-        as the net broke them (per hidden unit, the way whose new weights are nearest the net's)."""
+        as the net broke them (per hidden unit, another way when its new weights are CLEARLY times nearer the
+        net's than the exact way's)."""
         result = backward(self.weights, X, y)
         grads = result.grads
         if not self.state:
