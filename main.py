@@ -8,12 +8,12 @@ is mnist_compare/cli/main.py (installed, it is `mnist-compare` and `python -m mn
 
 import sys
 
-from mnist_compare.__main__ import writable_stderr
+try:  # Ctrl-C while the modules import (this package's first): no traceback, the signal's exit code
+    from mnist_compare.__main__ import writable_stderr
 
-writable_stderr()  # a closed stderr becomes /dev/null, before any library can take its descriptor
-try:
+    writable_stderr()  # a closed stderr becomes /dev/null, before any library can take its descriptor
     from mnist_compare.cli.main import main, run
-except KeyboardInterrupt:  # Ctrl-C while the modules import: no traceback, the signal's exit code
+except KeyboardInterrupt:
     sys.exit(130)
 
 __all__ = ["main"]
