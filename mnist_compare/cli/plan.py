@@ -7,7 +7,6 @@ Not for: declaring options (options.py), checking one value (values.py) or train
 
 from __future__ import annotations
 
-import inspect
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -18,7 +17,7 @@ from mnist_compare.cli import refusals
 from mnist_compare.cli.values import BUILTIN_NETS, NetChoice, checked_seed
 from mnist_compare.nets import keras_net, my_net
 from mnist_compare.nets.keras_backends import backend_problem, current_backend
-from mnist_compare.nets.user_net import shape_problem
+from mnist_compare.nets.user_net import settings_problem, shape_problem
 from mnist_compare.output.baseline import SavedRuns
 from mnist_compare.records.spec import OptimizerSettings, RunSpec
 from mnist_compare.runs import runner
@@ -167,12 +166,6 @@ def refuse_unusable_backends(template: RunSpec, keras_backends: list[str] | None
 def refuse_unfit_user_net(spec: RunSpec, build: bool = True) -> None:
     """A usage error when a user's net cannot take the settings asked for or (built, with `build`) has the
     wrong weight shapes."""
-    takes = inspect.signature(spec.net).parameters
-    if spec.optimizer.name != "sgd" and "optimizer" not in takes:
-        raise click.UsageError(f"--optimizer {spec.optimizer.name}: {spec.net_name} trains by plain SGD (its "
-                               "constructor takes no optimizer)")
-    if spec.init != "glorot_uniform" and "init" not in takes:
-        raise click.UsageError(f"--init {spec.init}: {spec.net_name} chooses its own initialisation")
-    problem = shape_problem(spec, 784) if build else None
+    problem = settings_problem(spec) or (shape_problem(spec, 784) if build else None)
     if problem:
         raise click.UsageError(problem)

@@ -11,7 +11,6 @@ Not for: many submissions at once (here.py, cluster.py) or the sheet's files (sh
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, field, replace
 
@@ -21,7 +20,7 @@ from mnist_compare.data.idx import Dataset
 from mnist_compare.grade.submissions import Submission
 from mnist_compare.nets import keras_net
 from mnist_compare.nets.submission_source import SubmissionError, train_on_batch_class
-from mnist_compare.nets.user_net import NetLoadError
+from mnist_compare.nets.user_net import NetLoadError, settings_problem
 from mnist_compare.records.check import FAIL, PASS, Check
 from mnist_compare.records.spec import RunSpec
 
@@ -89,17 +88,6 @@ def graded(submission: Submission, settings: GradeSettings, checks: list[Check],
                   str(submission.path), [c.to_dict() for c in checks])
 
 
-def unfit(net: type, template: RunSpec) -> str:
-    """Why the class cannot take the settings asked for ("" when it can), as --check would refuse it."""
-    takes = inspect.signature(net).parameters
-    if template.optimizer.name != "sgd" and "optimizer" not in takes:
-        return f"--optimizer {template.optimizer.name}: {net.__name__} trains by plain SGD (its constructor " \
-               "takes no optimizer)"
-    if template.init != "glorot_uniform" and "init" not in takes:
-        return f"--init {template.init}: {net.__name__} chooses its own initialisation"
-    return ""
-
-
 def grade_one(submission: Submission, settings: GradeSettings, data: Dataset) -> Graded:
     """Every check of one submission; whatever the submission does costs only its own row."""
     start = time.perf_counter()
@@ -110,10 +98,11 @@ def grade_one(submission: Submission, settings: GradeSettings, data: Dataset) ->
         net = remote_class(f"{submission.path}:{name}", settings.limits)
     except (SubmissionError, NetLoadError) as err:
         return not_graded(submission, settings, one_line(str(err), submission), time.perf_counter() - start)
-    problem = unfit(net, settings.template)
+    spec = replace(settings.template, net=net)
+    problem = settings_problem(spec)
     if problem:
         return not_graded(submission, settings, problem, time.perf_counter() - start)
-    checks = run_checks(replace(settings.template, net=net), data, keras_net.KerasNet)
+    checks = run_checks(spec, data, keras_net.KerasNet)
     return graded(submission, settings, checks, time.perf_counter() - start)
 
 

@@ -91,6 +91,17 @@ def weight_shapes(input_size: int, hidden_size: int) -> list[tuple[int, ...]]:
     return [(input_size, hidden_size), (hidden_size,), (hidden_size, NUM_CLASSES), (NUM_CLASSES,)]
 
 
+def settings_problem(spec: RunSpec) -> str:
+    """Why spec.net's constructor cannot take the optimiser or the initialiser spec asks for ("" when it can)."""
+    takes = inspect.signature(spec.net).parameters
+    if spec.optimizer.name != "sgd" and "optimizer" not in takes:
+        return f"--optimizer {spec.optimizer.name}: {spec.net_name} trains by plain SGD (its constructor takes no " \
+               "optimizer)"
+    if spec.init != "glorot_uniform" and "init" not in takes:
+        return f"--init {spec.init}: {spec.net_name} chooses its own initialisation"
+    return ""
+
+
 def shape_problem(spec: RunSpec, input_size: int) -> str | None:
     """Why Net(d, h, c, lr, seed).get_weights() does not fit the requested sizes, or None when it does."""
     expected = weight_shapes(input_size, spec.hidden_size)
