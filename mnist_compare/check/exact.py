@@ -104,13 +104,10 @@ class ExactNet:
         """The gradients on X, y; with the net's own gradients `like`, ReLU's ties broken as the net broke them
         (per hidden unit, another way when its gradient is CLEARLY times nearer the net's than the exact way's)."""
         result = backward(self.weights, X, y)
-        grads = result.grads
         if like is not None:
-            for j, ways in other_ways(X, result.Z1, result.dH, reach(X, self.weights)).items():
-                rows = touched(ways)
-                apply(grads, clearly_nearest(
-                    ways, lambda way, j=j, rows=rows: column_gap(grads, way, like, j, rows)), j)
-        return grads
+            break_ties(result, X, reach(X, self.weights), lambda way, j, rows: column_gap(result.grads, way, like, j,
+                                                                                         rows))
+        return result.grads
 
     def train_on_batch(self, X: np.ndarray, y: np.ndarray,
                        like: tuple[list[np.ndarray], list[np.ndarray]] | None = None) -> float:
@@ -118,17 +115,14 @@ class ExactNet:
         as the net broke them (per hidden unit, another way when its new weights are CLEARLY times nearer the
         net's than the exact way's)."""
         result = backward(self.weights, X, y)
-        grads = result.grads
         if not self.state:
             self.state = [[np.zeros_like(w) for w in self.weights] for _ in range(2)]
         self.t += 1
         if like is not None:
             before, after = like
-            for j, ways in other_ways(X, result.Z1, result.dH, reach(X, self.weights, before)).items():
-                rows = touched(ways)
-                apply(grads, clearly_nearest(
-                    ways, lambda way, j=j, rows=rows: self.column_distance(grads, way, after, j, rows)), j)
-        for index, g in enumerate(grads):
+            break_ties(result, X, reach(X, self.weights, before),
+                       lambda way, j, rows: self.column_distance(result.grads, way, after, j, rows))
+        for index, g in enumerate(result.grads):
             self.weights[index] += self.update(index, g)
         return result.loss
 
@@ -167,6 +161,15 @@ class ExactNet:
 
 NO_CHANGE: Change = (np.zeros(1), 0.0)  # the exact way of breaking a unit's ties
 CLEARLY = 10.0  # how much nearer the net's result another way must be (measured: 5e-5 against 1e-7 when it is)
+
+
+def break_ties(result: Backward, X: np.ndarray, width: np.ndarray,
+               distance: Callable[[Change, int, np.ndarray], float]) -> None:
+    """Change result.grads, per hidden unit j with ties (|Z1| <= width), to the way of breaking them that
+    clearly_nearest chooses by distance(way, j, rows), rows the inputs the ways change."""
+    for j, ways in other_ways(X, result.Z1, result.dH, width).items():
+        rows = touched(ways)
+        apply(result.grads, clearly_nearest(ways, lambda way, j=j, rows=rows: distance(way, j, rows)), j)
 
 
 def clearly_nearest(ways: list[Change], distance: Callable[[Change], float]) -> Change:

@@ -54,9 +54,9 @@ def determinism_check(build: Callable[[int], object], seed: int, X: np.ndarray, 
                    "identical, identical, differ", diagnosis)
 
 
-def trajectory_gaps(weights: list[np.ndarray], ref: Reference) -> Measured:
-    """How far the net's `weights` are from the exact run's, per parameter, against the samples' largest gap."""
-    exact = ref.exact.get_weights()
+def trajectory_gaps(weights: list[np.ndarray], ref: Reference, exact: list[np.ndarray]) -> Measured:
+    """How far the net's `weights` are from the exact run's (`exact`), per parameter, against the samples'
+    largest gap."""
     return measured(weights, [model.get_weights() for model in ref.samples], exact, TRAJECTORY_FLOOR, largest_gaps,
                     SAMPLES)
 
@@ -74,24 +74,26 @@ def trajectory_check(spec: RunSpec, net: object, ref: Reference, data: Dataset) 
                               spec.init)
     net.set_weights([w.copy() for w in weights])
     ref.set_weights(weights)
-    rng, global_step, first, share, before = np.random.default_rng(spec.seed), 0, None, 0.0, weights
+    rng, global_step, first, share = np.random.default_rng(spec.seed), 0, None, 0.0
+    before, exact = weights, ref.exact.get_weights()
     for epoch in range(TRAJECTORY_EPOCHS):
         order = rng.permutation(len(X))
         for step, begin in enumerate(range(0, len(X), spec.batch_size)):
             batch = order[begin:begin + spec.batch_size]
             with np.errstate(all="ignore"):
                 net.train_on_batch(X[batch], y[batch])
-            after, exact_before = net.get_weights(), ref.exact.get_weights()
+            after = net.get_weights()
             ref.exact.train_on_batch(X[batch], y[batch], like=(before, after))
-            ref.step_each(X[batch], y[batch], like=(exact_before, ref.exact.get_weights()))
+            exact_before, exact = exact, ref.exact.get_weights()
+            ref.step_each(X[batch], y[batch], like=(exact_before, exact))
             global_step, before = global_step + 1, after
             if first is None:
-                gaps = trajectory_gaps(after, ref)
+                gaps = trajectory_gaps(after, ref, exact)
                 share = max(share, gaps.share)
                 if not gaps.passed:
                     first = {"first_divergence": {"epoch": epoch + 1, "step": step + 1, "global_step": global_step},
                              "first_parameter": PARAMETER_NAMES[gaps.worst]}
-    gaps = trajectory_gaps(before, ref)
+    gaps = trajectory_gaps(before, ref, exact)
     with np.errstate(all="ignore"):
         losses = measured([np.float64(mean_loss(net, X, y))], [[np.float64(mean_loss(t, X, y))] for t in ref.samples],
                           [np.float64(mean_loss(ref.exact, X, y))], FORWARD_FLOOR, samples=SAMPLES)
