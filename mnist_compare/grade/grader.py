@@ -41,7 +41,7 @@ class GradeSettings:
 
 @dataclass
 class Graded:
-    """One row of the grade sheet, and the checks behind it (as results files record them)."""
+    """One row of the grade sheet, and the checks behind it."""
 
     submission: str
     score: float
@@ -51,12 +51,12 @@ class Graded:
     seconds: float
     error: str = ""
     file: str = ""
-    checks: list[dict] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"submission": self.submission, "score": self.score, "max_score": self.max_score,
                 "checks": self.statuses, "first_failure": self.first_failure, "seconds": round(self.seconds, 2),
-                "error": self.error, "file": self.file, "details": self.checks}
+                "error": self.error, "file": self.file, "details": [c.to_dict() for c in self.checks]}
 
 
 def status_of(check: Check) -> str:
@@ -85,7 +85,7 @@ def graded(submission: Submission, settings: GradeSettings, checks: list[Check],
     score = sum(settings.weights[c.name] for c in checks if c.status == PASS)
     first = f"{failed.name}: {failed.diagnosis or failed.measured}" if failed else ""
     return Graded(submission.name, float(score), max_score(settings.weights), statuses, first, seconds, "",
-                  str(submission.path), [c.to_dict() for c in checks])
+                  str(submission.path), checks)
 
 
 def grade_one(submission: Submission, settings: GradeSettings, data: Dataset) -> Graded:

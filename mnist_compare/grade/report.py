@@ -15,7 +15,6 @@ from tabulate import tabulate
 
 from mnist_compare.check.checks import CHECK_NAMES
 from mnist_compare.grade.grader import Graded
-from mnist_compare.grade.sheet import checks_of
 from mnist_compare.output import plots
 from mnist_compare.output.html_report import figure, header, page, section, settings_table
 from mnist_compare.output.report import render_checks
@@ -43,8 +42,8 @@ def common_diagnosis(rows: list[Graded], name: str) -> tuple[int, str]:
 
 
 def diagnosis_of(row: Graded, name: str) -> str:
-    found = next((c for c in row.checks if c["name"] == name), None)
-    return (found.get("diagnosis") or found.get("measured") or "") if found else ""
+    found = next((c for c in row.checks if c.name == name), None)
+    return (found.diagnosis or found.measured) if found else ""
 
 
 def class_section(rows: list[Graded]) -> str:
@@ -60,7 +59,7 @@ def submissions_section(rows: list[Graded]) -> str:
     parts = []
     for row in rows:
         title = f"<h3>{escape(row.submission)}: {row.score:g} of {row.max_score:g}</h3>"
-        body = render_checks(checks_of(row), "html") if row.checks else f"<p>{escape(row.error)}</p>"
+        body = render_checks(row.checks, "html") if row.checks else f"<p>{escape(row.error)}</p>"
         parts.append(title + body)
     return section("Each submission", "\n".join(parts), "submissions")
 

@@ -20,7 +20,6 @@ from tabulate import tabulate
 from mnist_compare.check.checks import CHECK_NAMES
 from mnist_compare.grade.grader import Graded
 from mnist_compare.output.gradescope import gradescope_results
-from mnist_compare.records.check import Check, Status
 from mnist_compare.records.results import atomic_write
 
 FIELDS = ("submission", "score", "max_score", *CHECK_NAMES, "first_failure", "seconds", "error")
@@ -82,17 +81,11 @@ def failed_checks(row: Graded) -> str:
     return ", ".join(name if status == "FAIL" else f"{name} ({status})" for name, status in failed) or "-"
 
 
-def checks_of(row: Graded) -> list[Check]:
-    """The row's checks as Check records again (they travel as dicts from worker processes)."""
-    return [Check(c["name"], Status(c["status"]), c["measured"], c["tolerance"], c.get("diagnosis", ""))
-            for c in row.checks]
-
-
 def gradescope_of(row: Graded, weights: dict[str, float]) -> dict:
     """Gradescope's results.json for one submission: its checks scored by weight, or, for a submission that
     could not be checked, score 0 with the reason."""
     if row.checks:
-        return gradescope_results(checks_of(row), weights, row.file or row.submission)
+        return gradescope_results(row.checks, weights, row.file or row.submission)
     return {"score": 0.0, "output": f"mnist-compare grade could not check {row.submission}: {row.error}",
             "visibility": "visible", "stdout_visibility": "visible", "tests": []}
 
