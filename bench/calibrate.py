@@ -10,15 +10,15 @@ Adam cell (the ill-conditioned optimiser) and --plain_seeds (3) at the others, t
 hidden 32.
 A check's share of its bound is its largest distance from exact over the bound (tolerances.py): a correct net
 must stay <= 1; a mutant's margin is its share, so >= 3 means the smallest real bug is 3 times past the bound.
-Mutants: tests/mutants.py and a 0.5 % learning-rate slip at the default setting (hidden 32, lr 0.1, batch 128,
-sgd) for --mutant_seeds seeds, and the slip and a textbook Adam over the cells of hidden 32. Checks run here
-in this process (run_checks), two at a time; the sandbox around a submission changes transport, not arithmetic.
+Mutants: grade/audit.py's (the tests' too) and a 0.5 % learning-rate slip at the default setting (hidden 32,
+lr 0.1, batch 128, sgd) for --mutant_seeds seeds, and the slip and a textbook Adam over the cells of hidden 32.
+Checks run here in this process (run_checks), two at a time; the sandbox around a submission changes
+transport, not arithmetic.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import itertools
 import multiprocessing
 import statistics
@@ -35,11 +35,11 @@ _data = None
 
 
 def mutations() -> dict[str, tuple[str, str]]:
-    """tests/mutants.py's one-bug mutants of the example, and the 0.5 % learning-rate slip."""
-    spec = importlib.util.spec_from_file_location("mutants", ROOT / "tests" / "mutants.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return {**{name: pair for name, (pair, _) in module.MUTATIONS.items()}, "learning rate 0.5% too large": LR_SLIP}
+    """The one-bug mutants of the example (grade/audit.py, which tests/mutants.py and `grade --audit` use),
+    and the 0.5 % learning-rate slip."""
+    from mnist_compare.grade.audit import MUTATIONS
+
+    return {**{name: pair for name, (pair, _) in MUTATIONS.items()}, "learning rate 0.5% too large": LR_SLIP}
 
 
 def net_class(name: str, directory: str) -> type:
