@@ -19,7 +19,7 @@ from threadpoolctl import ThreadpoolController
 
 from mnist_compare.nets import my_net
 from mnist_compare.nets.blas import ONE_THREAD_MNK, gemm, single_call
-from mnist_compare.nets.threads import CpuLoad, threads_for
+from mnist_compare.nets.threads import SPARE_CORE_SHARE, CpuLoad, threads_for
 
 CORES = os.cpu_count() or 1
 needs_two_cores = pytest.mark.skipif(CORES < 2 or not os.path.exists("/proc/stat"),
@@ -44,8 +44,23 @@ def test_one_thread_fewer_for_each_core_others_hold(others, most, threads):
     assert threads_for(others, most) == threads
 
 
+def others_while_sleeping(seconds: float = 0.5) -> float:
+    """The cores other processes hold now, as this test measures it before it adds its own helper: the
+    baseline that a machine busy with other work (a CI runner, a user's laptop) sets."""
+    load = CpuLoad()
+    time.sleep(seconds)
+    return load.others()
+
+
+def needs_a_free_core(before: float) -> None:
+    if before > CORES - 1 + SPARE_CORE_SHARE:
+        pytest.skip(f"other processes hold {before:.1f} of {CORES} cores: no core left to measure a helper on")
+
+
 @needs_two_cores
 def test_cpu_load_counts_another_process_and_not_this_one():
+    before = others_while_sleeping()
+    needs_a_free_core(before)
     load = CpuLoad()
     end = time.perf_counter() + 0.5
     while time.perf_counter() < end:  # this process busy: not "others"
@@ -60,8 +75,8 @@ def test_cpu_load_counts_another_process_and_not_this_one():
     finally:
         helper.kill()
         helper.wait()
-    print(f"others' cores: {alone:.2f} while only this process ran, {loaded:.2f} with a busy helper")
-    assert alone < 0.6 and 0.6 < loaded < 1.4
+    print(f"others' cores: {before:.2f} before, {alone:.2f} while this process ran, {loaded:.2f} with a helper")
+    assert alone < before + 0.6 and 0.6 < loaded - before < 1.4
 
 
 def fit_under(helper: subprocess.Popen | None, epochs: int, blas_threads: str = "auto",
@@ -93,13 +108,18 @@ def test_auto_gives_blas_one_thread_while_another_process_holds_a_core():
 
 @needs_two_cores
 def test_auto_gives_the_threads_back_when_the_other_process_ends():
+    """While the helper runs BLAS has one thread; when it ends, as many as the load left then allows: all of
+    them on an idle machine, one while yet another process still holds a core (measured after the fit)."""
+    needs_a_free_core(others_while_sleeping())
+    found = blas_threads_now()
     helper = busy_core(after_s=0.0, for_s=1.5)
     time.sleep(0.3)
     start = time.perf_counter()
     net = fit_under(helper, 12)  # ~3 s: the helper ends halfway
+    after = threads_for(others_while_sleeping(), found)
     changes = net.describe()["blas_thread_changes"]
-    print(f"changes {changes} over {time.perf_counter() - start:.1f} s")
-    assert [threads for _, threads, _ in changes][:2] == [1, blas_threads_now()]
+    print(f"changes {changes} over {time.perf_counter() - start:.1f} s; the load after allows {after}")
+    assert changes[0][1] == 1 and changes[-1][1] == after
 
 
 def test_a_fixed_count_is_used_for_every_step_and_undone_after():
@@ -195,7 +215,7 @@ def test_a_seed_gives_the_same_numbers_at_any_thread_count_and_under_load(tmp_pa
         (run,) = json.loads(path.read_text())["runs"]
         runs[name] = run
     steps = runs["auto, a core busy"]["net_info"]["blas_thread_steps"]
-    assert "1" in steps and "2" in runs["auto"]["net_info"]["blas_thread_steps"]  # the counts really differed
+    assert "1" in steps and set(runs["2"]["net_info"]["blas_thread_steps"]) == {"2"}  # the counts really differed
     fields = ("test_loss", "test_accuracy", "train_loss", "train_accuracy")
     first = runs["1"]
     for name, run in runs.items():
