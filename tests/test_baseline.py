@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from conftest import mnist_compare_command as mnist_compare
 
-from mnist_compare.output import baseline, stats
+from mnist_compare.output import stats
+from mnist_compare.records.saved import read_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "mnist_compare" / "schema" / "results.schema.json").read_text())
@@ -262,7 +263,7 @@ def test_files_with_no_setting_in_common_are_a_usage_error_before_training(saved
 def test_an_old_results_file_without_a_format_version_is_read_as_version_0(tmp_path):
     reference = ROOT / "results" / "reference.json"
     assert "format_version" not in json.loads(reference.read_text())
-    assert baseline.read_results(reference).version == 0
+    assert read_results(reference).version == 0
     out = tmp_path / "cmp.json"
     done = mnist_compare("compare", reference, reference, "--output", out)
     assert done.returncode == 0, done.stderr

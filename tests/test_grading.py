@@ -72,7 +72,8 @@ def test_gradescope_results_validate_and_score_by_weight(tmp_path):
 
 
 @pytest.mark.parametrize("weights, words", [("forwards=2", "forwards: not a check"), ("forward=-1", "number >= 0"),
-                                            ("forward=two", "number >= 0"), ("missing.toml", "cannot read it")])
+                                            ("forward=two", "number >= 0"),
+                                            ("missing.toml", "cannot read the weights file")])
 def test_bad_weights_are_refused_before_any_check(weights, words):
     done = mnist_compare("--check", "--gradescope", "/tmp/never.json", "--check_weights", weights)
     assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr

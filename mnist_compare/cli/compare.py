@@ -18,6 +18,7 @@ from mnist_compare.cli import outcome
 from mnist_compare.cli.options import MARGIN, MAX_SLOWDOWN, dashes_to_underscores, section
 from mnist_compare.cli.values import writable_output, writable_outputs
 from mnist_compare.output import baseline, files
+from mnist_compare.records import saved
 
 HELP = """Compare NEW.json with the baseline BASE.json, two results files saved with --output: per net and
 setting, the accuracy difference (95% interval) and the time ratio, each judged better / same / worse
@@ -48,16 +49,17 @@ COMPARE_FILE = click.Path(exists=True, dir_okay=False)
               help="The comparison and both files' identity as one self-contained HTML page.")
 def compare_command(base_json: str, new_json: str, margin: float, max_slowdown: float, table_format: str,
                     output: tuple[str, ...], report: str | None) -> None:
-    sys.exit(compare(base_json, new_json, margin, max_slowdown, table_format, output, report))
+    with outcome.internal_errors_reported(verbose=False):
+        sys.exit(compare(base_json, new_json, margin, max_slowdown, table_format, output, report))
 
 
 def compare(base_json: str, new_json: str, margin: float, max_slowdown: float, table_format: str = "github",
             output: tuple[str, ...] = (), report: str | None = None) -> int:
     """The comparison of two results files printed and written; the exit code (0, 8, or 2, 4, 5)."""
     try:
-        comparison = baseline.compare(baseline.read_results(base_json), baseline.read_results(new_json), margin,
+        comparison = baseline.compare(saved.read_results(base_json), saved.read_results(new_json), margin,
                                       max_slowdown)
-    except baseline.ResultsFileError as err:
+    except saved.ResultsFileError as err:
         outcome.error(str(err))
         return err.exit_code
     meta = {**files.run_metadata({"base": base_json, "new": new_json, "margin": margin,

@@ -29,6 +29,7 @@ from mnist_compare.cli.values import NetChoice, loaded_here
 from mnist_compare.data import idx
 from mnist_compare.nets.user_net import NetLoadError
 from mnist_compare.output import baseline, files, report
+from mnist_compare.records import saved
 from mnist_compare.records.check import FAIL
 from mnist_compare.records.results import RunResult
 from mnist_compare.system.machine import load_average, machine_record
@@ -96,7 +97,7 @@ def command(options: Options) -> int:
     with SignalGuard() as guard, outcome.internal_errors_reported(options.verbose):
         try:
             plan = make_plan(options, baseline_file)
-        except baseline.ResultsFileError as err:
+        except saved.ResultsFileError as err:
             outcome.error(str(err))
             return err.exit_code
         except KeyboardInterrupt:  # a signal while planning: nothing ran
@@ -116,9 +117,9 @@ def command(options: Options) -> int:
         return finish(options, plan, made or Made(), guard)
 
 
-def baseline_file(path: str | None) -> baseline.SavedRuns | None:
+def baseline_file(path: str | None) -> saved.SavedRuns | None:
     """The --baseline file, read before any training (a ResultsFileError says why it cannot be compared)."""
-    return None if path is None else baseline.read_results(path)
+    return None if path is None else saved.read_results(path)
 
 
 def finish_checks(options: Options, plan: Plan, checks: list, guard: SignalGuard) -> int:
@@ -164,16 +165,16 @@ def finish(options: Options, plan: Plan | None, made: Made, guard: SignalGuard) 
         else outcome.exit_code(results, options.min_test_accuracy, written, regression)
 
 
-def against_baseline(base: baseline.SavedRuns | None, results: list[RunResult], meta: dict,
+def against_baseline(base: saved.SavedRuns | None, results: list[RunResult], meta: dict,
                      options: Options) -> baseline.Comparison | None:
     """The run just made against --baseline; None without one, or (with a line on stderr) when none of its
     finished runs shares a net and setting with the baseline."""
     if base is None or not any(r.finished for r in results):
         return None
-    new = baseline.saved_runs("this run", {**meta, "runs": [r.to_dict() for r in results]})
+    new = saved.saved_runs("this run", {**meta, "runs": [r.to_dict() for r in results]})
     try:
         return baseline.compare(base, new, options.margin, options.max_slowdown)
-    except baseline.ResultsFileError as err:
+    except saved.ResultsFileError as err:
         outcome.error(str(err))
         return None
 

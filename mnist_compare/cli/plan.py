@@ -18,7 +18,7 @@ from mnist_compare.cli.values import BUILTIN_NETS, NetChoice, checked_seed
 from mnist_compare.nets import keras_net, my_net
 from mnist_compare.nets.keras_backends import backend_problem, current_backend
 from mnist_compare.nets.user_net import settings_problem, shape_problem
-from mnist_compare.output.baseline import SavedRuns
+from mnist_compare.records.saved import SavedRuns
 from mnist_compare.records.spec import OptimizerSettings, RunSpec
 from mnist_compare.runs import runner
 from mnist_compare.runs.sources import DataSource

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import click
 
 from mnist_compare.output import baseline
+from mnist_compare.records import saved
 from mnist_compare.records.spec import RunSpec
 from mnist_compare.runs import runner
 
@@ -81,11 +82,11 @@ def refuse_without_what_they_need(given: Mapping[str, str], options_given: dict[
             raise click.UsageError(f"--{name} has no effect without {spelled}")
 
 
-def refuse_unmatched(base: baseline.SavedRuns | None, specs: list[RunSpec]) -> None:
+def refuse_unmatched(base: saved.SavedRuns | None, specs: list[RunSpec]) -> None:
     """A usage error before training when no planned net and setting is in the --baseline file."""
     if base is None:
         return
-    planned = {baseline.group_key({"name": s.net_name, "hyperparameters": s.hyperparameters()}): None for s in specs}
+    planned = {saved.group_key({"name": s.net_name, "hyperparameters": s.hyperparameters()}): None for s in specs}
     if not any(key in base.groups for key in planned):
         raise click.UsageError(f"--baseline {base.label} has no finished run of a net and setting this command "
                                f"trains ({baseline.describe_keys(base.groups)} against "

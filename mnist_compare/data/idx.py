@@ -6,12 +6,11 @@ MNIST itself is bundled in data/mnist/ and verified against SHA-256 sums of its 
 any other directory that carries the same manifest, and one without it (Fashion-MNIST, KMNIST) loads unverified.
 
 Not for: scaling or batching for a particular network beyond `flatten_and_scale` and `one_hot`.
-Imports no other module of the project.
+Reads every file by the guarded reader (system/reading.py) and imports no other module of the project.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import math
 import os
@@ -19,6 +18,8 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+
+from mnist_compare.system.reading import MIB, FileRefused, read_bytes, read_text
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "mnist"  # package data: mnist_compare/data/mnist
 CHECKSUM_FILE = "SHA256SUMS.uncompressed"
@@ -29,6 +30,8 @@ FILE_STEMS = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 NUM_CLASSES = 10
+IDX_LIMIT = 2048 * MIB  # a file, and what its gzip unpacks to: MNIST's largest is 47 MiB
+MAX_DIMENSIONS = 32  # NumPy's limit (64 from NumPy 2); MNIST's files have 1 (labels) or 3 (images)
 
 # IDX dtype codes; multi-byte types are big-endian.
 IDX_DTYPES = {
@@ -55,23 +58,38 @@ def find_idx_file(data_dir: Path, stem: str) -> Path:
     """The path of `stem` or `stem.gz` in data_dir; raw files win when both are present."""
     for name in (stem, stem + ".gz"):
         path = data_dir / name
-        if path.is_file():
+        if path.exists():  # a FIFO or a directory by that name is refused by the reader, in words
             return path
     raise MnistDataError(f"{data_dir / stem}[.gz]: file not found")
 
 
 def read_file_bytes(path: Path) -> bytes:
-    """The content of `path`, decompressed if it starts with the gzip magic bytes."""
+    """The content of `path`, decompressed if it starts with the gzip magic bytes; at most IDX_LIMIT bytes
+    either way (a gzip bomb is refused, not unpacked into memory)."""
     try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise MnistDataError(f"{path}: cannot read: {err.strerror or err}") from None
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as err:
-        raise MnistDataError(f"{path}: truncated or corrupt gzip data ({err})") from None
+        raw = read_bytes(path, "the data file", IDX_LIMIT)
+    except FileRefused as err:
+        raise MnistDataError(str(err)) from None
+    return gunzipped(raw, path) if raw[:2] == b"\x1f\x8b" else raw
+
+
+def gunzipped(raw: bytes, path: Path) -> bytes:
+    """The concatenated members of gzip data, unpacked to at most IDX_LIMIT bytes."""
+    parts, size = [], 0
+    while raw:
+        member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            part = member.decompress(raw, IDX_LIMIT + 1 - size)
+        except zlib.error as err:
+            raise MnistDataError(f"{path}: truncated or corrupt gzip data ({err})") from None
+        size += len(part)
+        if size > IDX_LIMIT:
+            raise MnistDataError(f"{path}: unpacks to more than {IDX_LIMIT // MIB} MiB: not an MNIST-format file")
+        if not member.eof:
+            raise MnistDataError(f"{path}: truncated or corrupt gzip data (it ends inside the compressed stream)")
+        parts.append(part)
+        raw = member.unused_data.lstrip(b"\0")  # gzip allows zero padding between members
+    return b"".join(parts)
 
 
 def parse_idx(content: bytes, path: Path | str = "<bytes>") -> np.ndarray:
@@ -85,6 +103,9 @@ def parse_idx(content: bytes, path: Path | str = "<bytes>") -> np.ndarray:
     dtype_code, ndim = content[2], content[3]
     if dtype_code not in IDX_DTYPES:
         raise MnistDataError(f"{path}: unknown IDX dtype code 0x{dtype_code:02x}")
+    if ndim > MAX_DIMENSIONS:
+        raise MnistDataError(f"{path}: its header gives {ndim} dimensions, more than the {MAX_DIMENSIONS} an "
+                             "array can have (MNIST-format files have 1 or 3)")
     header_size = 4 + 4 * ndim
     if ndim == 0 or len(content) < header_size:
         raise MnistDataError(f"{path}: truncated IDX header ({ndim} dimensions, {len(content)} bytes)")
@@ -103,10 +124,13 @@ def read_checksums(data_dir: Path) -> dict[str, str]:
     """The manifest `name -> sha256 hex` of the uncompressed files in data_dir."""
     manifest = data_dir / CHECKSUM_FILE
     try:
-        lines = manifest.read_text().split("\n")
-    except OSError as err:
-        raise MnistDataError(f"{manifest}: cannot read checksum manifest: {err.strerror or err}") from None
-    return {name.lstrip("*"): digest for digest, name in (line.split() for line in lines if line.strip())}
+        lines = read_text(manifest, "the checksum manifest", MIB).split("\n")
+    except FileRefused as err:
+        raise MnistDataError(str(err)) from None
+    pairs = [line.split() for line in lines if line.strip()]
+    if any(len(pair) != 2 for pair in pairs):
+        raise MnistDataError(f"{manifest}: not a checksum manifest (each line: a SHA-256 digest and a file name)")
+    return {name.lstrip("*"): digest for digest, name in pairs}
 
 
 def verify_checksum(content: bytes, path: Path, expected: str | None) -> None:

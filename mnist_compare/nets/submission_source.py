@@ -16,7 +16,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from mnist_compare.system.reading import MIB, FileRefused, read_text
+
 NOTEBOOK_SUFFIX = ".ipynb"
+SOURCE_LIMIT = 16 * MIB  # a net file; a notebook may carry its outputs' images too
+NOTEBOOK_LIMIT = 64 * MIB
 SOURCE_SUFFIXES = (".py", NOTEBOOK_SUFFIX)
 DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
@@ -29,18 +33,24 @@ def source_text(path: Path) -> str:
     """The Python text of a `.py` file, or of a notebook's definitions."""
     if path.suffix.lower() == NOTEBOOK_SUFFIX:
         return definitions(path)
+    return guarded_text(path, SOURCE_LIMIT)
+
+
+def guarded_text(path: Path, limit: int) -> str:
+    """The file's UTF-8 text by the guarded reader (no FIFO, device or directory; at most `limit` bytes)."""
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise SubmissionError(f"{path.name}: cannot read it ({err.__class__.__name__}: {err})") from None
+        return read_text(path, "the submission", limit)
+    except FileRefused as err:
+        raise SubmissionError(str(err)) from None
 
 
 def definitions(path: Path) -> str:
     """The definitions of the notebook at `path`, cell after cell, as one Python text."""
     import nbformat
 
+    text = guarded_text(path, NOTEBOOK_LIMIT)
     try:
-        notebook = nbformat.read(str(path), as_version=4)
+        notebook = nbformat.reads(text, as_version=4)
     except Exception as err:  # nbformat raises JSON, validation and OS errors of many kinds
         raise SubmissionError(f"{path.name}: not a readable notebook ({err.__class__.__name__}: "
                               f"{str(err).splitlines()[0] if str(err) else 'empty'})") from None

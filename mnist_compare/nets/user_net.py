@@ -51,7 +51,7 @@ def load_class(text: str) -> type:
 
 def load_file(path: Path) -> object:
     """The module of a `.py` file, or of a notebook's definitions (submission_source.py), run as its code."""
-    if not path.is_file():
+    if not path.exists():
         raise NetLoadError(f"{path}: no such file")
     name = f"{USER_MODULE_PREFIX}{path.stem}"
     try:

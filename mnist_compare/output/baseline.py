@@ -6,7 +6,7 @@ difference and time ratio judged better / same / worse (stats.py), and "regressi
               log times with margin ln(1 + --max_slowdown), so 10 % slower and 1/1.1 faster are symmetric
 
 Times are judged only when both files come from the same machine (CPU model, core count, BLAS kernel).
-Not for: training or reading the command line (cli/compare.py).
+Not for: reading and validating the files (records/saved.py), training or the command line (cli/compare.py).
 """
 
 from __future__ import annotations
@@ -15,89 +15,14 @@ import json
 import math
 import statistics
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from mnist_compare.output import stats
 from mnist_compare.output.report import format_cell
 from mnist_compare.output.verdict import speed_ratio
-from mnist_compare.records.identity import FORMAT_VERSION
+from mnist_compare.records.saved import ResultsFileError, SavedRuns, machine_of
 
-REQUIRED_RUN_FIELDS = ("name", "hyperparameters", "status", "test_accuracy", "train_time_s")
 SETTING_ORDER = ("hidden_size", "lr", "batch_size", "number_epochs", "optimizer", "init")
-
-
-class ResultsFileError(Exception):
-    """A file that cannot be compared, with the exit code it earns: 2 (usage) or 4 (data)."""
-
-    def __init__(self, message: str, exit_code: int):
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-@dataclass
-class SavedRuns:
-    """The finished runs of one results file (or of the run just made), grouped by (net, setting)."""
-
-    label: str
-    meta: dict[str, Any]
-    groups: dict[tuple, list[dict[str, Any]]]
-
-    @property
-    def version(self) -> int:
-        return int(self.meta.get("format_version") or 0)
-
-
-def read_results(path: str | Path) -> SavedRuns:
-    """A results .json file as SavedRuns; ResultsFileError (exit 4) when it is truncated, not JSON or not a
-    results file, (exit 2) when it is a --check file or a newer format than this tool reads."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ResultsFileError(f"cannot read {path}: {err.strerror or err}", 2) from None
-    except UnicodeDecodeError:
-        raise ResultsFileError(f"{path} is not a results file: it is not UTF-8 text", 4) from None
-    except json.JSONDecodeError as err:
-        raise ResultsFileError(f"{path} is not complete JSON (truncated?): {err.msg} at line {err.lineno}",
-                               4) from None
-    return saved_runs(str(path), data)
-
-
-def saved_runs(label: str, data: Any) -> SavedRuns:
-    """Results data (a results file's JSON, or the run just made) as SavedRuns, checked field by field."""
-    if isinstance(data, dict) and "checks" in data and "runs" not in data:
-        raise ResultsFileError(f"{label} holds --check results, not training runs: compare two training runs", 2)
-    if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
-        raise ResultsFileError(f"{label} is not an mnist-compare results file (no list of runs)", 4)
-    version = data.get("format_version", 0)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ResultsFileError(f"{label} has format_version {version!r}; this mnist-compare reads up to "
-                               f"{FORMAT_VERSION}: upgrade it to compare", 2)
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for index, run in enumerate(data["runs"]):
-        missing = [key for key in REQUIRED_RUN_FIELDS if not isinstance(run, dict) or key not in run]
-        if missing or not isinstance(run["hyperparameters"], dict):
-            raise ResultsFileError(f"{label}: run {index + 1} lacks {', '.join(missing) or 'hyperparameters'}", 4)
-        if run["status"] == "ok" and is_number(run["test_accuracy"]) and is_number(run["train_time_s"]):
-            groups.setdefault(group_key(run), []).append(run)
-    return SavedRuns(label, data, groups)
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def group_key(run: dict[str, Any]) -> tuple:
-    """(net name, the hyperparameters as sorted pairs): runs of one key differ only in seed."""
-    return run["name"], tuple(sorted((key, json.dumps(value)) for key, value in run["hyperparameters"].items()))
-
-
-def machine_of(meta: dict[str, Any]) -> tuple | None:
-    """What makes two timings comparable: CPU model, core count and BLAS kernels; None when not recorded."""
-    blas = (meta.get("machine") or {}).get("blas")
-    if not meta.get("cpu") or blas is None:
-        return None
-    return meta["cpu"], meta.get("cpu_count"), tuple(sorted(str(b.get("architecture")) for b in blas))
 
 
 @dataclass

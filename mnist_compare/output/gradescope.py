@@ -19,12 +19,15 @@ Not for: running the checks (check/).
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from mnist_compare.records.results import atomic_write
+from mnist_compare.system.reading import MIB, FileRefused, read_text
 
+WEIGHTS_LIMIT = MIB
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 
 
@@ -45,12 +48,8 @@ def parse_weights(text: str, defaults: dict[str, float]) -> dict[str, float]:
     """Weights by check name from `name=weight,...` or a TOML file's path; check names may use _ or - for
     spaces (single_step). Every check not given keeps its weight in `defaults` (check name -> weight)."""
     path = Path(text)
-    if path.suffix.lower() == ".toml" or path.is_file():
-        try:
-            table = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-            raise WeightsError(f"{text}: cannot read it as TOML ({err})") from None
-        pairs = list(table.get("weights", table).items())
+    if path.suffix.lower() == ".toml" or os.path.lexists(path):
+        pairs = list(weights_table(path).items())
     else:
         pairs = [tuple(item.split("=", 1)) if "=" in item else (item, None) for item in text.split(",")]
     weights, names, shown = dict(defaults), tuple(defaults), {}
@@ -63,6 +62,21 @@ def parse_weights(text: str, defaults: dict[str, float]) -> dict[str, float]:
             value = value.get("weight", weights[key])
         weights[key] = weight_value(name, value)
     return Weights(weights, shown)
+
+
+def weights_table(path: Path) -> dict[str, Any]:
+    """The weights file's table of checks (its [weights] table, or the whole file), read by the guarded
+    reader: a FIFO, a device, a huge file or TOML whose weights are not a table is a WeightsError."""
+    try:
+        table = tomllib.loads(read_text(path, "the weights file", WEIGHTS_LIMIT))
+    except FileRefused as err:
+        raise WeightsError(str(err)) from None
+    except tomllib.TOMLDecodeError as err:
+        raise WeightsError(f"{path}: cannot read it as TOML ({err})") from None
+    weights = table.get("weights", table)
+    if not isinstance(weights, dict):
+        raise WeightsError(f"{path}: its weights are {weights!r}, not a table of check = weight")
+    return weights
 
 
 def shown_fields(name: str, table: dict) -> dict:

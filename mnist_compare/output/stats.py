@@ -57,7 +57,16 @@ def scipy_stats():
 
 
 def welch_p(new: list[float], base: list[float], alternative: str) -> float:
-    return float(scipy_stats().ttest_ind(new, base, equal_var=False, alternative=alternative).pvalue)
+    """Welch's t-test from each side's mean, standard deviation and size. From the summaries, not the values:
+    scipy's moment calculation computes the spread of identical values (two repeats with the same accuracy)
+    as a tiny float and warns of precision loss on stderr, where statistics.stdev gives exactly 0."""
+    return float(scipy_stats().ttest_ind_from_stats(*summary(new), *summary(base), equal_var=False,
+                                                    alternative=alternative).pvalue)
+
+
+def summary(values: list[float]) -> tuple[float, float, int]:
+    """(mean, sample standard deviation, n) of at least two values."""
+    return statistics.fmean(values), statistics.stdev(values), len(values)
 
 
 def untestable(new: list[float], base: list[float]) -> str:
@@ -89,11 +98,17 @@ def three_way(new: list[float], base: list[float], margin: float, higher_is_bett
 
 
 def difference_interval(new: list[float], base: list[float], level: float = 0.95) -> tuple[float, float] | None:
-    """Welch's confidence interval of mean(new) - mean(base); None without a spread to estimate it from."""
+    """Welch's confidence interval of mean(new) - mean(base): d ± t(level, df) sqrt(s_new²/n_new + s_base²/n_base)
+    with Welch-Satterthwaite's df (scipy's ttest_ind(...).confidence_interval, from the summaries as welch_p);
+    None without a spread to estimate it from."""
     if untestable(new, base):
         return None
-    interval = scipy_stats().ttest_ind(new, base, equal_var=False).confidence_interval(level)
-    return float(interval.low), float(interval.high)
+    (mean_new, s_new, n_new), (mean_base, s_base, n_base) = summary(new), summary(base)
+    v_new, v_base = s_new**2 / n_new, s_base**2 / n_base
+    df = (v_new + v_base) ** 2 / (v_new**2 / (n_new - 1) + v_base**2 / (n_base - 1))  # Welch-Satterthwaite
+    half = float(scipy_stats().t.ppf((1 + level) / 2, df)) * math.sqrt(v_new + v_base)
+    d = mean_new - mean_base
+    return d - half, d + half
 
 
 def holm(p_values: list[float]) -> list[float]:
