@@ -163,7 +163,8 @@ def test_without_dask_installed_scheduler_is_a_usage_error(tmp_path):
     out = subprocess.run([sys.executable, "main.py", "--hidden_size", "16", "--scheduler", "tcp://127.0.0.1:9"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(tmp_path)})
-    assert out.returncode == 2 and "pip install -r requirements-dask.txt" in out.stderr
+    hint = f"pip install -r {ROOT / 'requirements-dask.txt'}"  # a clone's hint; a wheel's: test_packaging
+    assert out.returncode == 2 and hint in out.stderr, out.stderr
 
 
 def test_a_local_run_never_imports_dask():
@@ -323,3 +324,31 @@ def test_a_sweep_with_no_worker_left_stops_after_the_stall_time_keeping_what_fin
     assert not stopped and 5 < waited < 60
     assert [r.status for r in results] == ["error", "error"]
     assert all("no Dask worker for 5 s" in r.error for r in results)
+
+
+@pytest.mark.slow
+def test_a_net_file_s_helper_modules_travel_with_it_and_a_missing_module_is_named(scheduler, tmp_path):
+    """A net file that imports a module and a package from its own directory trains on the workers (they
+    were shipped with it, from any working directory); a net from a module the workers lack is its own error
+    row naming that module, not a bug."""
+    home = tmp_path / "nets"
+    (home / "mylib").mkdir(parents=True)
+    (home / "helpers.py").write_text("SCALE = 1.0\n")
+    (home / "mylib" / "__init__.py").write_text("")
+    (home / "mylib" / "acts.py").write_text("import numpy as np\n\ndef relu(z):\n    return np.maximum(z, 0)\n")
+    step = "    def train_on_batch(self, X, y):\n"
+    net = home / "helped_net.py"
+    net.write_text("import helpers\nimport mylib.acts\n" + EXAMPLE.read_text().replace(
+        step, step + "        assert helpers.SCALE == 1.0 and mylib.acts.relu(-1.0) == 0\n"))
+    args = ["--hidden_size", "16", "--number_epochs", "1", "--seed", "0", "--quiet"]
+    out = main_py("--net_type", f"{net}:StudentNet", *args, "--scheduler", scheduler,
+                  "--output", str(tmp_path / "helped.json"))
+    assert out.returncode == 0, out.stderr
+    assert [r["status"] for r in runs(tmp_path / "helped.json").values()] == ["ok"]
+    (tmp_path / "only_here").mkdir()
+    (tmp_path / "only_here" / "local_nets.py").write_text(EXAMPLE.read_text())
+    out = subprocess.run([sys.executable, "main.py", "--net_type", "local_nets:StudentNet", *args, "--scheduler",
+                          scheduler], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path / "only_here")})
+    assert out.returncode == 6, out.stderr
+    assert "a worker cannot import local_nets" in out.stdout + out.stderr, out.stderr[-600:]

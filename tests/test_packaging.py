@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -53,3 +54,13 @@ def test_the_version_is_defined_once_and_printed_by_every_entry_point():
     for command in ([sys.executable, "-m", "mnist_compare", "--version"], [str(script), "--version"]):
         out = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd="/")
         assert out.returncode == 0 and out.stdout.strip() == f"mnist-compare, version {__version__}", out.stderr
+
+
+def test_an_installed_wheel_hints_at_its_extras_not_at_a_clone_s_requirements_files(wheel, tmp_path):
+    wheel.extractall(tmp_path / "site")
+    code = ("from mnist_compare.system.machine import install_hint; import mnist_compare; "
+            "print(install_hint('dask')); print(mnist_compare.__file__)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
+    hint, where = done.stdout.splitlines()
+    assert where.startswith(str(tmp_path / "site")) and hint == "pip install 'mnist-compare[dask]'", done.stderr

@@ -204,3 +204,35 @@ def test_the_report_of_a_net_whose_path_is_not_utf8_is_written(tmp_path):
     assert done.returncode == 0, done.stderr
     page = report.read_text(encoding="utf-8")
     assert "caf\\udce9" in page and "caf\\udce9" in results.read_text()  # escaped alike in both
+
+
+# -- out of memory is its own message and exit code, after the finished rows -----------------------------------
+
+def under_memory_limit(limit_bytes: int, *args) -> subprocess.CompletedProcess:
+    """`python -m mnist_compare ARGS` with its address space capped (as `ulimit -v` caps it)."""
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+    return subprocess.run([sys.executable, "-m", "mnist_compare", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, preexec_fn=cap)
+
+
+def test_a_refused_allocation_is_out_of_memory_not_a_bug_and_the_row_says_what_needed_it(tmp_path):
+    out = tmp_path / "r.json"
+    done = under_memory_limit(2500 << 20, "--hidden_size", "65536", "--number_epochs", "1", "--seed", "0", "-q",
+                              "--output", out)  # evaluating 10,000 rows at 65,536 units needs 2.4 GiB
+    assert done.returncode == 9, done.stderr
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["status"] == "error" and run["error"].startswith("out of memory while training my_net h=65536")
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_library_that_cannot_be_mapped_costs_only_its_own_row(tmp_path):
+    out = tmp_path / "r.json"
+    done = under_memory_limit(1500 << 20, "--compare_nets", *QUICK, "-q", "--output", out)
+    runs = {run["name"]: run for run in json.loads(out.read_text())["runs"]}
+    assert done.returncode == 9, done.stderr
+    assert runs["my_net"]["status"] == "ok"  # trained before Keras was loaded: kept, printed and written
+    assert runs["keras_net"]["error"].startswith("out of memory") and "keras_net" in done.stdout

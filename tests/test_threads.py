@@ -221,3 +221,43 @@ def test_a_seed_gives_the_same_numbers_at_any_thread_count_and_under_load(tmp_pa
     for name, run in runs.items():
         assert [run[f] for f in fields] == [first[f] for f in fields], name
         assert run["history"]["loss"] == first["history"]["loss"], name
+
+
+# -- every contender's time under load: followed, or marked ------------------------------------------------
+
+def run_under_a_busy_core(tmp_path, *args: str) -> tuple[dict, str]:
+    """(the one run's JSON record, stderr) of a short training run while a helper holds a core."""
+    needs_a_free_core(others_while_sleeping())
+    helper = busy_core()
+    time.sleep(0.3)
+    path = tmp_path / "run.json"
+    try:
+        done = subprocess.run([sys.executable, "-m", "mnist_compare", "--hidden_size", "32", "--number_epochs", "2",
+                               "--seed", "0", *args, "--output", str(path)], capture_output=True, text=True,
+                              timeout=600)
+    finally:
+        helper.kill()
+        helper.wait()
+    assert done.returncode == 0, done.stderr
+    (run,) = json.loads(path.read_text())["runs"]
+    return run, done.stderr
+
+
+@needs_two_cores
+@pytest.mark.parametrize("threads, distorted", [("auto", False), ("2", True)])
+def test_a_row_whose_threads_do_not_follow_the_load_is_marked_distorted(tmp_path, threads, distorted):
+    run, stderr = run_under_a_busy_core(tmp_path, "--blas_threads", threads)
+    print(f"--blas_threads {threads}: others held {run['others_cores']} cores; stderr: {stderr}")
+    assert run["others_cores"] > 0.6 and run["net_info"]["threads_follow_load"] == (threads == "auto")
+    assert run["time_distorted"] == distorted and ("distorted by the load" in stderr) == distorted
+
+
+@needs_two_cores
+@pytest.mark.slow
+def test_keras_on_pytorch_follows_the_load_with_its_own_threads(tmp_path):
+    pytest.importorskip("torch")
+    run, stderr = run_under_a_busy_core(tmp_path, "--net_type", "keras", "--keras_backend", "torch")
+    changes = run["net_info"]["thread_changes"]
+    print(f"keras_net[torch]: thread changes {changes}, others {run['others_cores']}; stderr: {stderr}")
+    assert run["net_info"]["threads_follow_load"] and changes and changes[0][1] == 1
+    assert not run["time_distorted"] and "distorted" not in stderr

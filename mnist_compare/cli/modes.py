@@ -23,10 +23,10 @@ from mnist_compare.nets.user_net import described, train_reporting_errors, users
 from mnist_compare.records.check import Check
 from mnist_compare.records.results import EpochCallback, RunResult
 from mnist_compare.records.spec import RunSpec
-from mnist_compare.runs import runner
+from mnist_compare.runs import runner, shipping
 from mnist_compare.runs.sources import DataSource
 from mnist_compare.runs.worker import Dispatcher, needs_worker
-from mnist_compare.system.machine import kernel_pin_warning
+from mnist_compare.system.machine import install_hint, kernel_pin_warning
 from mnist_compare.system.shutdown import SignalGuard
 
 
@@ -127,8 +127,7 @@ def cluster_client(address: str) -> tuple[object, list[str] | None]:
     Dask is not installed, nothing answers there, or the cluster lacks this version of the package or this
     machine's library versions."""
     if importlib.util.find_spec("distributed") is None:
-        raise click.UsageError("--scheduler needs Dask: pip install 'mnist-compare[dask]' "
-                               "(or pip install -r requirements-dask.txt in a clone)")
+        raise click.UsageError(f"--scheduler needs Dask: {install_hint('dask')}")
     from mnist_compare.runs import cluster
 
     try:
@@ -147,7 +146,7 @@ def train_on_cluster(specs: list[RunSpec], source: DataSource, address: str, thr
 
     client, workers = cluster_client(address)
     try:
-        cluster.ship_user_nets(client, specs)
+        shipping.ship_user_nets(client, specs)
     except cluster.ClusterError as err:
         client.close()
         raise click.UsageError(str(err)) from None

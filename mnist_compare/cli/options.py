@@ -172,8 +172,9 @@ speed = section(
     "my_net's speed",
     option("--blas_threads", default="auto", show_default=True, metavar="auto|all|N",
            callback=values.blas_threads_value,
-           help="my_net's BLAS threads: auto (one fewer for each core other processes hold, re-read every 0.25 s), "
-                "all (BLAS's own count) or N. A seed gives the same bits with any of them, under any load."),
+           help="my_net's BLAS threads (and keras_net[torch]'s): auto (one fewer for each core other processes "
+                "hold, re-read every 0.25 s), all (BLAS's own count) or N. A seed gives my_net the same bits with "
+                "any of them, under any load; TensorFlow's and JAX's rows are marked when the load distorts them."),
 )
 
 cluster = section(

@@ -21,11 +21,12 @@ import click
 
 from mnist_compare.output import baseline, files, report, stats
 from mnist_compare.output.verdict import grouped, timing_warnings
-from mnist_compare.records.results import DIVERGED, ERROR, RunResult
+from mnist_compare.records.results import DIVERGED, ERROR, OUT_OF_MEMORY, RunResult, is_out_of_memory
 
 EXIT_BELOW_THRESHOLD, EXIT_USAGE, EXIT_DIVERGED, EXIT_DATA_ERROR, EXIT_OUTPUT_ERROR, EXIT_RUN_ERROR = 1, 2, 3, 4, 5, 6
 EXIT_CHECK_FAILED = 7  # --check: at least one check failed
 EXIT_REGRESSION = 8  # against --baseline: a net and setting worse than the baseline (accuracy or time)
+EXIT_OUT_OF_MEMORY = 9  # a run, or the command, ran out of memory: not a bug, not a verdict on the nets
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE of sysexits.h: a bug, never a verdict on the nets
 
 
@@ -214,8 +215,10 @@ def flaky_gate_warnings(results: list[RunResult], threshold: float | None) -> li
 
 def exit_code(results: list[RunResult], min_test_accuracy: float | None, outputs_written: bool,
               regression: bool = False) -> int:
-    """The most serious outcome: a run that raised (6), an output not written (5), a net diverged (3), a
-    regression against --baseline (8), a net below the gate (1)."""
+    """The most serious outcome: a run out of memory (9), a run that raised (6), an output not written (5), a
+    net diverged (3), a regression against --baseline (8), a net below the gate (1)."""
+    if any(r.status == ERROR and (r.error or "").startswith(OUT_OF_MEMORY) for r in results):
+        return EXIT_OUT_OF_MEMORY
     if any(r.status == ERROR for r in results):
         return EXIT_RUN_ERROR
     if not outputs_written:
@@ -229,6 +232,14 @@ def exit_code(results: list[RunResult], min_test_accuracy: float | None, outputs
     return 0
 
 
+def where_memory_ran_out(err: BaseException) -> str:
+    """`in load_data (idx.py:201)`: the tool's innermost function the failed allocation was made for."""
+    ours = [frame for frame in traceback.extract_tb(err.__traceback__) if "mnist_compare" in frame.filename]
+    if not ours:
+        return "while starting"
+    return f"in {ours[-1].name} ({os.path.basename(ours[-1].filename)}:{ours[-1].lineno})"
+
+
 @contextlib.contextmanager
 def internal_errors_reported(verbose: bool) -> Iterator[None]:
     """Turn an unexpected exception into one line and exit 70, the traceback written to a log file (and to
@@ -238,6 +249,11 @@ def internal_errors_reported(verbose: bool) -> Iterator[None]:
     except (click.ClickException, click.exceptions.Exit, click.Abort):
         raise
     except Exception as err:
+        if is_out_of_memory(err):
+            error(f"{OUT_OF_MEMORY} {where_memory_ran_out(err)}: {type(err).__name__}"
+                  f"{': ' + reason(err) if str(err) else ''}; free memory or raise the limit (ulimit -v), or train "
+                  "a smaller net (--hidden_size, --batch_size)")
+            sys.exit(EXIT_OUT_OF_MEMORY)
         text = traceback.format_exc()
         log = os.path.join(tempfile.gettempdir(), f"mnist-compare-error-{time.strftime('%Y%m%d-%H%M%S')}"
                                                   f"-{os.getpid()}.log")

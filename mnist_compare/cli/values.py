@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from mnist_compare.nets import keras_net, my_net
 from mnist_compare.nets.keras_backends import BACKEND_NAMES
 from mnist_compare.nets.user_net import load_class
 from mnist_compare.output import files
+from mnist_compare.system.reading import FileRefused, lookup
 
 # --net_type my / keras -> the class; importing keras_net does not import TensorFlow: building a KerasNet does.
 BUILTIN_NETS = {"my": my_net.NeuralNetwork, "keras": keras_net.KerasNet}
@@ -98,10 +100,19 @@ def writable_output(ctx: click.Context, param: click.Parameter, value: str | Non
     required = {"plot": ".png", "report": ".html", "gradescope": ".json"}.get(param.name or "")
     if required and path.suffix.lower() != required:
         raise click.BadParameter(f"{value}: it is written as {required[1:].upper()}, so the suffix must be {required}")
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir() or not os.access(directory, os.W_OK) or path.is_dir():
+    directory, target = looked_up(path.parent), looked_up(path)
+    if directory is None or not stat.S_ISDIR(directory.st_mode) or not os.access(path.parent, os.W_OK) \
+            or (target is not None and stat.S_ISDIR(target.st_mode)):
         raise click.BadParameter(f"{value}: cannot write there (directory missing or not writable)")
-    return str(path)
+    return str(path.absolute())  # written where it was meant even if a user's net changes directory
+
+
+def looked_up(path: Path) -> os.stat_result | None:
+    """The path's status, None when nothing is there; a BadParameter in the OS's words when it refuses it."""
+    try:
+        return lookup(path)
+    except FileRefused as err:
+        raise click.BadParameter(str(err)) from None
 
 
 def check_weights(ctx: click.Context, param: click.Parameter, text: str | None) -> dict[str, float] | None:
@@ -127,7 +138,8 @@ def existing_directory(ctx: click.Context, param: click.Parameter, value: str | 
     if value is None:
         return None
     path = Path(value).expanduser()
-    if path.is_dir():
+    found = looked_up(path)
+    if found is not None and stat.S_ISDIR(found.st_mode):
         return str(path)
     if ctx.get_parameter_source(param.name) == ParameterSource.ENVIRONMENT:
         raise click.UsageError(f"MNIST_DATA_DIR={value}: directory does not exist")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mnist_compare.records.spec import PARAMETER_NAMES
-from mnist_compare.system.machine import installed_versions, tensorflow_threads
+from mnist_compare.system.machine import install_hint, installed_versions, tensorflow_threads
 from mnist_compare.system.shutdown import signals_deferred
 
 DEFAULT_BACKEND = "tensorflow"
@@ -82,7 +82,7 @@ def backend_problem(name: str, source: str = "KERAS_BACKEND") -> str | None:
     if name not in BACKENDS:
         return f"{source}={name}: not a Keras backend; use one of {', '.join(BACKEND_NAMES)} ({have})"
     if name not in installed:
-        requirements = "" if name == DEFAULT_BACKEND else f", e.g. pip install -r requirements-{name}.txt"
+        requirements = "" if name == DEFAULT_BACKEND else f", e.g. {install_hint(name)}"
         return f"{source}={name}: the {BACKENDS[name].packages[0]} package is not installed ({have}{requirements})"
     return None
 
@@ -153,6 +153,19 @@ def torch_gradients(keras: Any, model: Any, X: np.ndarray, Y: np.ndarray) -> lis
     loss = mean_cross_entropy(keras, torch.as_tensor(Y), model(torch.as_tensor(X), training=True))
     grads = torch.autograd.grad(loss, [v.value for v in model.trainable_variables])
     return [g.detach().cpu().numpy() for g in grads]
+
+
+class TorchPool:
+    """PyTorch's intra-op threads (keras_net[torch]): torch.set_num_threads takes effect at the next op."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self.torch = torch
+        self.found = torch.get_num_threads()
+
+    def limit(self, threads: int) -> None:
+        self.torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ import numpy as np
 
 from mnist_compare.data.idx import MnistDataError, Split, check_split, one_hot
 from mnist_compare.nets.contract import weights_are_finite
-from mnist_compare.nets.keras_backends import backend_threads, backend_versions, import_keras
+from mnist_compare.nets.keras_backends import TorchPool, backend_threads, backend_versions, import_keras
+from mnist_compare.nets.threads import ThreadChooser
 from mnist_compare.records.results import EpochCallback, TrainingDiverged
 from mnist_compare.records.spec import DEFAULT_OPTIMIZER, EVAL_CHUNK, NUM_CLASSES, OptimizerSettings, RunSpec
 
@@ -83,6 +84,18 @@ def epoch_callback(on_epoch_end: EpochCallback | None) -> Any:
     return EpochWatcher()
 
 
+def load_following_threads(chooser: ThreadChooser) -> Any:
+    """A Keras callback that lets `chooser` set the thread count after each batch (it reads the load every
+    quarter of a second): PyTorch's intra-op threads follow the load as my_net's BLAS threads do."""
+    keras = import_keras()
+
+    class LoadFollower(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            chooser.after_step()
+
+    return LoadFollower()
+
+
 def fit_epochs(model: Any, X: np.ndarray, Y: np.ndarray, batch_size: int, number_epochs: int,
                rng: np.random.Generator | None, callbacks: list) -> None:
     """Keras' own fit (shuffle=True), or with `rng` the paired order: every epoch the permutation
@@ -110,7 +123,7 @@ class KerasNet:
     def __init__(self, input_size: int = 784, hidden_size: int = 30, output_size: int = NUM_CLASSES,
                  lr: float = 0.1, seed: int | None = None, optimizer: OptimizerSettings = DEFAULT_OPTIMIZER,
                  init: str = "glorot_uniform", keras_backend: str | None = None, steps_per_execution: int = 1,
-                 jit_compile: str = "auto"):
+                 jit_compile: str = "auto", blas_threads: str = "auto"):
         keras = import_keras()
         if keras_backend is not None and keras_backend != keras.backend.backend():
             raise RuntimeError(f"Keras runs on {keras.backend.backend()} in this process, not {keras_backend}")
@@ -119,6 +132,8 @@ class KerasNet:
         self.model = build_model(hidden_size, lr, input_size, output_size, optimizer, init, steps_per_execution,
                                  jit_compile)
         self.steps_per_execution = steps_per_execution
+        self.blas_threads = blas_threads  # on PyTorch its intra-op threads, as my_net's BLAS threads: auto, all or N
+        self.threads: ThreadChooser | None = None
 
     @staticmethod
     def name_for(spec: RunSpec) -> str:
@@ -129,7 +144,9 @@ class KerasNet:
         """What a reader needs to know which Keras was measured: backend, versions, effective settings."""
         backend = import_keras().backend.backend()
         return {"keras_backend": backend, "versions": backend_versions(backend), "threads": backend_threads(backend),
-                "jit_compile": self.model.jit_compile, "steps_per_execution": self.steps_per_execution}
+                "jit_compile": self.model.jit_compile, "steps_per_execution": self.steps_per_execution,
+                "threads_follow_load": bool(self.threads and self.threads.follows_load),
+                "thread_changes": self.threads.history if self.threads else None}
 
     def train_on_batch(self, X: np.ndarray, y: np.ndarray) -> float:
         loss, _accuracy = self.model.train_on_batch(X, one_hot(y))
@@ -150,7 +167,12 @@ class KerasNet:
         """model.fit over number_epochs (paired order when rng is given); TrainingDiverged on a non-finite
         loss or weight."""
         watcher = epoch_callback(on_epoch_end)
-        fit_epochs(self.model, X, one_hot(y), batch_size, number_epochs, rng, [watcher])
+        callbacks = [watcher]
+        if import_keras().backend.backend() == "torch" and self.blas_threads != "all":
+            self.threads = ThreadChooser(None if self.blas_threads == "auto" else self.blas_threads, TorchPool())
+            callbacks.append(load_following_threads(self.threads))
+        with self.threads or contextlib.nullcontext():
+            fit_epochs(self.model, X, one_hot(y), batch_size, number_epochs, rng, callbacks)
         if watcher.diverged_epoch is not None:
             raise TrainingDiverged(watcher.diverged_epoch)
 

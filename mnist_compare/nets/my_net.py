@@ -296,6 +296,7 @@ class NeuralNetwork:
                 else "fixed blocks, one after another",  # either way the same bits at any thread count (blas.py)
                 "blas_thread_steps": self.threads.steps if self.threads else None,
                 "blas_thread_changes": self.threads.history if self.threads else None,
+                "threads_follow_load": bool(self.threads and self.threads.follows_load),
                 "first_layer_share": round(self.pixels.share_used, 4) if self.pixels else None}
 
     # -- weights ---------------------------------------------------------------------------------

@@ -10,7 +10,10 @@ did first, chose wrong under load: a thread that has slept gets the busy core fi
 scheduler's credit for sleepers), so a short probe with two threads looked fast and the rest of the epoch
 was slow (measured: two threads chosen in 5 of 5 epochs at hidden 300 under a busy core).
 
-The count changes only who computes which block of a product, never its bits (blas.py).
+The count changes only who computes which block of a product, never its bits (blas.py). The same chooser
+governs PyTorch's intra-op threads for keras_net[torch] (keras_backends.TorchPool); TensorFlow and XLA fix
+theirs when they start, so their rows are marked instead when other processes held a core while they
+trained (runs/runner.py).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from typing import Any
 
 LOAD_WINDOW_S = 0.25  # how often the load is read: /proc/stat counts in 10 ms ticks, 50 ticks a window on 2 cores
 FIRST_WINDOW_S = 0.1  # the first reading comes sooner: a core held from the start costs the most
@@ -62,15 +66,27 @@ def threads_for(others: float, most: int) -> int:
     return max(1, min(most, most - math.ceil(others - SPARE_CORE_SHARE)))
 
 
-class ThreadChooser:
-    """BLAS's thread count for a fit: fixed, or ("auto") following the machine's load (CpuLoad)."""
+class BlasPool:
+    """The BLAS libraries' threads (threadpoolctl): how many they have, and a way to set that."""
 
-    def __init__(self, fixed: str | None = None):
-        """fixed: None to choose ("auto"), "all" to keep BLAS's count, or a number of threads."""
+    def __init__(self) -> None:
         from threadpoolctl import ThreadpoolController
 
         self.blas = ThreadpoolController().select(user_api="blas")
         self.found = max((info["num_threads"] for info in self.blas.info()), default=os.cpu_count() or 1)
+
+    def limit(self, threads: int) -> None:
+        self.blas.limit(limits=threads)
+
+
+class ThreadChooser:
+    """A thread pool's count for a fit (BLAS's by default): fixed, or ("auto") following the machine's load."""
+
+    def __init__(self, fixed: str | None = None, pool: Any = None):
+        """fixed: None to choose ("auto"), "all" to keep the pool's count, or a number of threads; pool: what
+        has `found` (its thread count) and `limit(threads)`, BlasPool by default."""
+        self.pool = pool or BlasPool()
+        self.found = self.pool.found
         self.choosing = fixed is None
         self.threads = self.found if fixed in (None, "all") else int(fixed)
         if self.threads != self.found:
@@ -97,8 +113,13 @@ class ThreadChooser:
             self.history.append([round(time.perf_counter() - self.started, 2), threads, round(others, 2)])
 
     def limit(self, threads: int) -> None:
-        self.blas.limit(limits=threads)
+        self.pool.limit(threads)
         self.threads = threads
+
+    @property
+    def follows_load(self) -> bool:
+        """True when the count followed the load for the whole fit ("auto", with /proc/stat to read)."""
+        return self.load is not None and self.choosing
 
     def __enter__(self) -> ThreadChooser:
         return self

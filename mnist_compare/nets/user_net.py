@@ -23,6 +23,7 @@ import numpy as np
 from mnist_compare.nets.submission_source import SOURCE_SUFFIXES, SubmissionError, source_text
 from mnist_compare.records.results import EpochCallback, RunFailed, RunResult
 from mnist_compare.records.spec import NUM_CLASSES, RunSpec
+from mnist_compare.system.reading import FileRefused, lookup
 from mnist_compare.system.shutdown import Interrupted
 
 REQUIRED_METHODS = ("train_on_batch", "predict", "get_weights", "set_weights")
@@ -51,7 +52,11 @@ def load_class(text: str) -> type:
 
 def load_file(path: Path) -> object:
     """The module of a `.py` file, or of a notebook's definitions (submission_source.py), run as its code."""
-    if not path.exists():
+    try:
+        found = lookup(path, "the net file")
+    except FileRefused as err:
+        raise NetLoadError(str(err)) from None
+    if found is None:
         raise NetLoadError(f"{path}: no such file")
     name = f"{USER_MODULE_PREFIX}{path.stem}"
     try:
@@ -63,6 +68,9 @@ def load_file(path: Path) -> object:
     module = types.ModuleType(name)
     module.__file__ = str(path)
     sys.modules[name] = module  # so that its classes pickle and its dataclasses resolve
+    beside = str(path.resolve().parent)
+    if beside not in sys.path:  # its helper modules import as from a script's directory, after the installed ones
+        sys.path.append(beside)
     try:
         with users_code():  # sys.exit or a KeyboardInterrupt of the file's own, too: one line, exit 2
             exec(code, module.__dict__)

@@ -177,10 +177,12 @@ def summary_lines(results: list[RunResult]) -> list[str]:
 
 
 def timing_warnings(results: list[RunResult]) -> list[str]:
-    """One line per reason to distrust a time: a run whose steady epochs vary by more than 2x; a first run
-    much slower than the rest of its group (hyperfine's modified Z-score above 14); a speed ratio whose
-    uncertainty spans 1.0."""
-    warnings = []
+    """One line per reason to distrust a time: a run other processes slowed (RunResult.time_distorted); a run
+    whose steady epochs vary by more than 2x; a first run much slower than the rest of its group (hyperfine's
+    modified Z-score above 14); a speed ratio whose uncertainty spans 1.0."""
+    warnings = [f"{run.name} (seed {run.seed}): other processes held {run.others_cores:.1f} cores while it trained "
+                "and its threads do not follow the load: its time is distorted by the load; rerun on a quiet machine"
+                for run in results if run.finished and run.time_distorted]
     for run in (r for r in results if r.finished and len(r.history.get("epoch_time_s", [])) > 2):
         steady = run.history["epoch_time_s"][1:]
         if max(steady) > BUSY_SPREAD * min(steady):

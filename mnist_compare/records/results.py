@@ -5,6 +5,7 @@ Not for: rendering (see report.py) or training (see runs/runner.py).
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import tempfile
@@ -30,6 +31,18 @@ class TrainingDiverged(ArithmeticError):
     def __init__(self, epoch: int):
         super().__init__(f"training diverged at epoch {epoch}")
         self.epoch = epoch
+
+
+OUT_OF_MEMORY = "out of memory"  # how an error row that ran out of memory begins (its own exit code)
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """A refused allocation (MemoryError, ENOMEM), or a library that could not be mapped into memory (the
+    dynamic loader's words under a memory limit, e.g. `ulimit -v`)."""
+    if isinstance(err, MemoryError) or getattr(err, "errno", None) == errno.ENOMEM:
+        return True
+    text = str(err)
+    return isinstance(err, ImportError | OSError) and ("Cannot allocate memory" in text or "failed to map" in text)
 
 
 class RunFailed(RuntimeError):
@@ -58,6 +71,8 @@ class RunResult:
     steady_epoch_s: float = math.nan  # the median of epochs 2..n (NaN with one epoch)
     target_epoch: int | None = None  # the first epoch (1-based) whose test accuracy reached --target_accuracy
     time_to_target_s: float | None = None  # training time to the end of that epoch
+    others_cores: float | None = None  # cores other processes held on average while it trained (/proc/stat)
+    time_distorted: bool = False  # others held a core and the net's threads did not follow: its time is inflated
     history: dict[str, list[float]] = field(default_factory=dict)
     diverged_epoch: int | None = None
     confusion: list[list[int]] | None = None

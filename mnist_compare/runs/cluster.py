@@ -15,20 +15,17 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import socket
-import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from mnist_compare import __version__
-from mnist_compare.nets.user_net import USER_MODULE_PREFIX, train_reporting_errors
+from mnist_compare.nets.user_net import train_reporting_errors
 from mnist_compare.records.results import RunFailed, RunResult
 from mnist_compare.records.spec import RunSpec
+from mnist_compare.runs.shipping import missing_module
 from mnist_compare.runs.sources import DataSource
 from mnist_compare.runs.worker import Dispatcher
 from mnist_compare.system.machine import installed_versions
@@ -181,7 +178,11 @@ def usable_workers(client: Any, warn: Callable[[str], None]) -> list[str] | None
 def job_error(err: Exception) -> str:
     """`<Type>: <message>` of a failed job, with the fix when the scheduler or a worker cannot load our code."""
     message = f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
-    if "deserializ" in message.lower():
+    module = missing_module(err)
+    if module is not None and not module.startswith("mnist_compare"):
+        message += (f" (a worker cannot import {module}: install it on every worker's machine, as a net given as "
+                    "package.module:CLASS must be)")
+    elif "deserializ" in message.lower() or module is not None:
         message += f" (install mnist-compare[dask]=={__version__} on the scheduler's and every worker's machine)"
     return message
 
@@ -193,19 +194,6 @@ def retries_of(client: Any, key: str) -> int:
         return task.suspicious if task is not None else 0
 
     return client.run_on_scheduler(suspicious)
-
-
-def ship_user_nets(client: Any, specs: list[RunSpec]) -> None:
-    """Send the file of every net given as --net_type PATH.py:CLASS to the scheduler and every worker, present
-    and future (Dask's upload_file), under the module name it was loaded as here, so that the jobs' specs
-    unpickle there. A net from an importable module must be installed on the cluster like this package."""
-    for module in {sys.modules.get(spec.net.__module__) for spec in specs}:
-        path = getattr(module, "__file__", None)
-        if module is not None and module.__name__.startswith(USER_MODULE_PREFIX) and path:
-            with tempfile.TemporaryDirectory() as directory:
-                copy = Path(directory) / f"{module.__name__}.py"
-                shutil.copyfile(path, copy)
-                client.upload_file(str(copy))
 
 
 def run_on_cluster(client: Any, specs: list[RunSpec], source: DataSource, threads: int | None,

@@ -21,7 +21,16 @@ import numpy as np
 from mnist_compare.data import idx
 from mnist_compare.data.idx import Dataset
 from mnist_compare.nets.contract import TrainableNet, build_net, weights_are_finite
-from mnist_compare.records.results import EpochCallback, RunFailed, RunResult, TrainingDiverged, confusion_matrix
+from mnist_compare.nets.threads import SPARE_CORE_SHARE, CpuLoad
+from mnist_compare.records.results import (
+    OUT_OF_MEMORY,
+    EpochCallback,
+    RunFailed,
+    RunResult,
+    TrainingDiverged,
+    confusion_matrix,
+    is_out_of_memory,
+)
 from mnist_compare.records.spec import DEFAULT_OPTIMIZER, EVAL_CHUNK, NUM_CLASSES, OptimizerSettings, RunSpec
 
 
@@ -68,6 +77,16 @@ def described(result: RunResult, net: TrainableNet) -> RunResult:
     return result
 
 
+def note_load(result: RunResult, others: float | None) -> None:
+    """Record the cores other processes held during the fit, and mark the time distorted when they held a
+    core (SPARE_CORE_SHARE of one or more) and the net's threads did not follow the load: a thread on the
+    busy core holds back the others (measured: keras_net[torch] 10x slower under one busy core of two)."""
+    if others is None:
+        return
+    result.others_cores = round(others, 2)
+    result.time_distorted = others >= SPARE_CORE_SHARE and not result.net_info.get("threads_follow_load")
+
+
 def train(spec: RunSpec, data: Dataset, on_epoch_end: EpochCallback | None = None) -> RunResult:
     """Train spec's net on data and return its RunResult. `train_time_s` is the wall time of the net's
     fit alone (data loaded, net built; per-epoch evaluation and progress not counted); first_epoch_s and
@@ -80,6 +99,7 @@ def train(spec: RunSpec, data: Dataset, on_epoch_end: EpochCallback | None = Non
     recorder = EpochRecorder(net, (X_test, y_test) if evaluate_each_epoch else None, on_epoch_end, result)
     result.history = recorder.history
     rng = np.random.default_rng(spec.seed) if spec.paired else None
+    load = CpuLoad()
     recorder.started = time.perf_counter()
     try:
         net.fit(X_train, y_train, spec.batch_size, spec.number_epochs, rng, recorder)
@@ -87,6 +107,7 @@ def train(spec: RunSpec, data: Dataset, on_epoch_end: EpochCallback | None = Non
         return described(result, net).mark_diverged(err.epoch)
     result.train_time_s = recorder.training_seconds()
     described(result, net)
+    note_load(result, load.others())
     epochs = result.history["epoch_time_s"]
     result.first_epoch_s = epochs[0]
     result.steady_epoch_s = statistics.median(epochs[1:]) if len(epochs) > 1 else math.nan
@@ -141,9 +162,9 @@ def physical_memory_bytes() -> int:
 def run_all(specs: list[RunSpec], data: Dataset, start_run: Callable[[RunSpec], EpochCallback],
             finish_run: Callable[[RunSpec], None], train_one: Callable = train) -> tuple[list[RunResult], bool]:
     """Train every spec in order with train_one (default: train, in this process), calling start_run(spec)
-    for its epoch callback and finish_run(spec) after it. A run that raises RunFailed is kept as an error row
-    and the others go on; on Ctrl-C (or another stop signal) keep the finished results, mark the running one
-    interrupted, and return (results, True)."""
+    for its epoch callback and finish_run(spec) after it. A run that raises RunFailed, or runs out of memory
+    (an error row that says so), is kept as an error row and the others go on; on Ctrl-C (or another stop
+    signal) keep the finished results, mark the running one interrupted, and return (results, True)."""
     results: list[RunResult] = []
     for spec in specs:
         try:
@@ -151,6 +172,11 @@ def run_all(specs: list[RunSpec], data: Dataset, start_run: Callable[[RunSpec], 
                 results.append(train_one(spec, data, start_run(spec)))
             except RunFailed as err:
                 results.append(RunResult(spec).mark_error(str(err)))
+            except (MemoryError, ImportError, OSError) as err:
+                if not is_out_of_memory(err):
+                    raise
+                results.append(RunResult(spec).mark_error(f"{OUT_OF_MEMORY} while training {spec.describe()} "
+                                                          f"({type(err).__name__}: {str(err)[:160]})"))
             finish_run(spec)
         except KeyboardInterrupt:
             if not results or results[-1].spec is not spec:

@@ -26,6 +26,15 @@ def installed_versions(packages: tuple[str, ...] | list[str]) -> dict[str, str |
     return versions
 
 
+def install_hint(extra: str) -> str:
+    """How to install an extra as this copy of the tool was installed: `pip install -r requirements-X.txt`
+    in a clone (the file is beside the package), else `pip install 'mnist-compare[X]'`."""
+    requirements = Path(__file__).resolve().parents[2] / f"requirements-{extra}.txt"
+    if requirements.is_file():
+        return f"pip install -r {requirements}"
+    return f"pip install 'mnist-compare[{extra}]'"
+
+
 def blas_libraries() -> list[dict[str, Any]]:
     """Each BLAS this process has loaded (NumPy's, scipy's): library, version, kernel, threads (threadpoolctl)."""
     from threadpoolctl import threadpool_info

@@ -5,7 +5,7 @@ line that says why not.
     checked before opening:  it exists, it is a regular file (not a directory, FIFO, device or socket: a FIFO
                              would block until a writer comes, /dev/zero never ends) and at most `limit` bytes
     opened non-blocking:     a path swapped for a FIFO after the check cannot hang the read either
-    read at most limit + 1:  a file that grows, or a /proc file that reports size 0, is still capped
+    read at most limit + 1:  a file that grows, or a /proc file that reports size 0, is still capped (read_capped)
     JSON:                    parsed, then refused when nested deeper than MAX_JSON_DEPTH (json's own recursion
                              raises at ~1000 levels; anything deeper than a results file's few is not one)
 
@@ -18,7 +18,7 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 MIB = 1 << 20
 MAX_JSON_DEPTH = 64
@@ -48,14 +48,29 @@ def read_bytes(path: str | os.PathLike, what: str, limit: int) -> bytes:
     except OSError as err:
         raise FileRefused(f"cannot read {what} {name}: {err.strerror or err}", usage=True) from None
     try:
-        checked_regular(os.fstat(fd), name, what)
+        size = checked_regular(os.fstat(fd), name, what)
         with os.fdopen(fd, "rb") as f:
-            content = f.read(limit + 1)
+            content = read_capped(f, size, limit)
     except OSError as err:
         raise FileRefused(f"cannot read {what} {name}: {err.strerror or err}", usage=True) from None
     if len(content) > limit:
         raise FileRefused(too_large(name, what, limit), usage=False)
     return content
+
+
+def read_capped(f: BinaryIO, size: int, limit: int) -> bytes:
+    """At most limit + 1 bytes of f: its stated size at once, then (a file that grows, a /proc file that
+    says 0) by MiB; never a buffer of `limit` bytes allocated up front, as f.read(limit + 1) would."""
+    parts, total = [], 0
+    want = min(size, limit) + 1
+    while total <= limit:
+        part = f.read(min(want, limit + 1 - total))
+        if not part:
+            break
+        parts.append(part)
+        total += len(part)
+        want = MIB
+    return b"".join(parts)
 
 
 def checked_regular(status: os.stat_result, name: str, what: str) -> int:
@@ -112,6 +127,21 @@ def json_depth(value: Any) -> int:
                 stack.append((child, depth + 1))
         deepest = max(deepest, depth + isinstance(item, dict | list))
     return deepest
+
+
+def lookup(path: str | os.PathLike, what: str = "the path") -> os.stat_result | None:
+    """What the file system says of `path`: its status, or None when nothing is there; FileRefused (usage)
+    in the operating system's words when it refuses the path itself (too long, a NUL byte, a loop, no access
+    to a directory on the way), where Path.exists() would raise."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as err:
+        raise FileRefused(f"{what} {display_path(path)}: {err.strerror or err}", usage=True) from None
+    except ValueError:  # os.stat's own refusal of a NUL byte
+        raise FileRefused(f"{what} {display_path(path)!r} contains a NUL byte, which no path can hold",
+                          usage=True) from None
 
 
 def display_path(path: str | Path) -> str:
