@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -236,3 +237,40 @@ def test_a_library_that_cannot_be_mapped_costs_only_its_own_row(tmp_path):
     assert done.returncode == 9, done.stderr
     assert runs["my_net"]["status"] == "ok"  # trained before Keras was loaded: kept, printed and written
     assert runs["keras_net"]["error"].startswith("out of memory") and "keras_net" in done.stdout
+
+
+# -- -q is quiet; outputs stay where they were asked for ------------------------------------------------------
+
+def test_tied_repeats_raise_no_library_warning():
+    """Two repeats with the same accuracy made scipy warn of precision loss in the Welch test (on stderr, past
+    -q); the tests now take each side's summary, whose spread statistics.stdev gives as exactly 0."""
+    from mnist_compare.output import stats, verdict
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tied, spread = [97.12, 97.12], [97.0, 97.5]
+        assert stats.three_way(tied, spread, 0.2).p is not None
+        assert stats.difference_interval(tied, spread) is not None
+        assert 0 < verdict.welch_p_value(tied, spread) <= 1
+
+
+def test_quiet_prints_nothing_on_stderr_with_keras_rows_and_a_gate(tmp_path):
+    done, _ = tool("--compare_nets", "--repeats", "2", "--hidden_size", "16", "--number_epochs", "1", "--seed", "3",
+                   "--min_test_accuracy", "0.01", "-q", timeout=600)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "my_net" in done.stdout and "keras_net" in done.stdout
+
+
+def test_a_net_that_changes_directory_leaves_the_outputs_where_they_were_asked_for(tmp_path):
+    net = tmp_path / "wandering_net.py"
+    init = "    def __init__(self"
+    source = (ROOT / "examples" / "student_net.py").read_text()
+    assert init in source
+    net.write_text("import os\n" + source.replace("    def train_on_batch(self, X, y):\n",
+                                                  "    def train_on_batch(self, X, y):\n        os.chdir('/')\n", 1))
+    (tmp_path / "out").mkdir()
+    done = subprocess.run([sys.executable, "-m", "mnist_compare", "--net_type", f"{net}:StudentNet", *QUICK, "-q",
+                           "--output", "results.json", "--report", "report.html"], cwd=tmp_path / "out",
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "results.json").is_file() and (tmp_path / "out" / "report.html").is_file()

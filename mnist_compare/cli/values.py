@@ -65,7 +65,8 @@ def comma_list(kind: type, minimum: float, inclusive: bool = True) -> Callable:
 def float32_positive(value: float, text: str) -> float:
     """value, refused when the nets' float32 would make it 0 or infinite (a learning rate of 1e-46 trains
     nothing, one of 1e39 is inf)."""
-    as_float32 = float(np.float32(value))
+    with np.errstate(over="ignore", under="ignore"):  # the refusal below says it in words, not NumPy's warning
+        as_float32 = float(np.float32(value))
     if as_float32 == 0 or not math.isfinite(as_float32):
         raise click.BadParameter(f"{text} is {as_float32:g} in float32, the nets' precision; use a value in "
                                  f"[{np.finfo(np.float32).tiny:.3g}, {np.finfo(np.float32).max:.3g}]")
