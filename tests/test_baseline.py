@@ -91,7 +91,10 @@ def test_a_baseline_compared_with_itself_is_same_everywhere_and_exits_0(saved, t
     done = mnist_compare("compare", saved, saved, "--margin", "1", "--max_slowdown", "200", "--output", out)
     assert done.returncode == 0, done.stderr
     assert verdicts(out) == {"my_net": ("same", "same"), "keras_net": ("same", "same")}
-    assert "Holm's correction over 4 tests" in done.stdout and "no regression" in done.stdout
+    assert "same (identical on every seed)" in done.stdout and "5 paired" in done.stdout
+    assert "Holm's correction over 2 tests" in done.stdout and "no regression" in done.stdout  # the times'
+    rows = json.loads(out.read_text())["baseline_comparison"]["rows"]
+    assert all(row["paired"] and row["paired_seeds"] == 5 and row["accuracy_interval_pp"] == [0, 0] for row in rows)
     at_defaults = mnist_compare("compare", saved, saved)  # 0.2 pp: five runs may not show it, never "worse"
     assert at_defaults.returncode == 0 and "worse" not in at_defaults.stdout
 
@@ -273,3 +276,63 @@ def test_an_old_results_file_without_a_format_version_is_read_as_version_0(tmp_p
 def test_margin_without_a_baseline_is_refused():
     done = mnist_compare("--margin", "0.5", "--number_epochs", "1")
     assert done.returncode == 2 and "--margin has no effect without --baseline" in done.stderr
+
+
+# -- paired by seed ---------------------------------------------------------------------------------------------
+
+def test_the_same_command_run_twice_is_same_for_every_net_at_the_default_margins(saved, tmp_path):
+    again = tmp_path / "again.json"
+    assert mnist_compare(*BOTH, "--seed", "1", "--output", again).returncode == 0
+    out = tmp_path / "cmp.json"
+    done = mnist_compare("compare", saved, again, "--output", out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert {name: accuracy for name, (accuracy, _) in verdicts(out).items()} == {"my_net": "same",
+                                                                                "keras_net": "same"}
+
+
+def test_a_constant_half_point_drop_on_every_seed_is_worse_and_exit_8(saved, tmp_path):
+    def drop(run):
+        if run["name"] == "my_net":
+            run["test_accuracy"] -= 0.005
+
+    out = tmp_path / "cmp.json"
+    done = mnist_compare("compare", saved, copy_with(saved, tmp_path / "drop.json", drop), "--output", out)
+    assert done.returncode == 8, done.stdout + done.stderr
+    row = json.loads(out.read_text())["baseline_comparison"]["rows"][0]
+    assert row["name"] == "my_net" and row["accuracy_verdict"] == "worse" and row["paired_seeds"] == 5
+    assert row["accuracy_difference_pp"] == pytest.approx(-0.5) and row["accuracy_interval_pp"] == [-0.5, -0.5]
+
+
+def test_noise_around_zero_on_every_seed_is_same_where_unpaired_it_is_inconclusive(saved, tmp_path):
+    """±0.05 pp of noise per seed: paired, the differences' spread is tiny and TOST shows "same" at 0.2 pp;
+    the same values judged as two independent samples carry the seed-to-seed spread and cannot."""
+    noise = iter(np.random.default_rng(4).normal(0, 0.0005, 100))
+
+    def jitter(run):
+        run["test_accuracy"] += next(noise)
+
+    jittered = copy_with(saved, tmp_path / "noise.json", jitter)
+    out = tmp_path / "cmp.json"
+    assert mnist_compare("compare", saved, jittered, "--output", out).returncode == 0
+    rows = json.loads(out.read_text())["baseline_comparison"]["rows"]
+    assert [row["accuracy_verdict"] for row in rows] == ["same", "same"]
+    data = json.loads(jittered.read_text())
+    for run in data["runs"]:
+        run["seed"] += 100  # other seeds: no pairs
+    (tmp_path / "unpaired.json").write_text(json.dumps(data))
+    assert mnist_compare("compare", saved, tmp_path / "unpaired.json", "--output", out).returncode == 0
+    rows = json.loads(out.read_text())["baseline_comparison"]["rows"]
+    assert not any(row["paired"] for row in rows) and "same" not in [row["accuracy_verdict"] for row in rows]
+
+
+def test_the_paired_interval_and_test_match_a_textbook_example():
+    """Student's sleep data (Cushny and Peebles, 1905; R's `sleep`), the classic paired t-test: mean difference
+    1.58 h, t = 4.062 with 9 degrees of freedom, 95% interval [0.700, 2.460] (R: t.test(extra ~ group,
+    paired = TRUE))."""
+    drug_1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0]
+    drug_2 = [1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4]
+    differences = stats.paired_differences(drug_2, drug_1)
+    low, high = stats.paired_interval(differences)
+    assert (low, high) == pytest.approx((0.700, 2.460), abs=5e-4)
+    verdict = stats.paired_three_way(differences, 0.5)  # beyond +0.5: t = (1.58 - 0.5) / (1.230 / sqrt 10) = 2.777
+    assert verdict.region == "better" and verdict.p == pytest.approx(0.01076, abs=5e-5)  # one-sided, 9 df

@@ -1,7 +1,9 @@
 """Compare results against a saved baseline: rows matched by net and setting, each with its accuracy
 difference and time ratio judged better / same / worse (stats.py), and "regression" when any is worse.
 
-    accuracy: d = mean(new) - mean(base) in percentage points, Welch's 95% interval, margin --margin pp
+    accuracy: d = mean(new) - mean(base) in percentage points, Welch's 95% interval, margin --margin pp;
+              paired by seed when both sides ran the same seeds (stats.py): d = the mean of the per-seed
+              differences, the paired t interval, one-sample tests; the test loss's paired difference beside it
     time:     r = mean(new) / mean(base) ± sigma (hyperfine's propagation); the verdict is stats.three_way on
               log times with margin ln(1 + --max_slowdown), so 10 % slower and 1/1.1 faster are symmetric
 
@@ -20,7 +22,7 @@ from typing import Any
 from mnist_compare.output import stats
 from mnist_compare.output.report import format_cell
 from mnist_compare.output.verdict import speed_ratio
-from mnist_compare.records.saved import ResultsFileError, SavedRuns, machine_of
+from mnist_compare.records.saved import ResultsFileError, SavedRuns, is_number, machine_of
 
 SETTING_ORDER = ("hidden_size", "lr", "batch_size", "number_epochs", "optimizer", "init")
 
@@ -35,16 +37,29 @@ class RowComparison:
     new_accuracy: list[float]
     base_time: list[float]
     new_time: list[float]
+    paired: list[float] | None = None  # per-seed accuracy differences (pp) when both sides ran the same seeds
+    loss_paired: list[float] | None = None  # per-seed test-loss differences, when both files hold test losses
     accuracy: stats.Verdict = field(init=False)
     time: stats.Verdict | None = field(init=False)  # None: times not judged (different or unknown machines)
 
     @property
     def difference(self) -> float:
+        if self.paired is not None:
+            return statistics.fmean(self.paired)
         return statistics.fmean(self.new_accuracy) - statistics.fmean(self.base_accuracy)
 
     @property
     def interval(self) -> tuple[float, float] | None:
+        if self.paired is not None:
+            return stats.paired_interval(self.paired)
         return stats.difference_interval(self.new_accuracy, self.base_accuracy)
+
+    @property
+    def runs(self) -> str:
+        """`5/5`, or `5 paired` when the rows were paired by seed."""
+        if self.paired is not None:
+            return f"{len(self.paired)} paired"
+        return f"{len(self.base_accuracy)}/{len(self.new_accuracy)}"
 
     @property
     def ratio(self) -> tuple[float, float | None]:
@@ -81,14 +96,32 @@ def compare(base: SavedRuns, new: SavedRuns, margin_pp: float = 0.2, max_slowdow
         runs_base, runs_new = base.groups[key], new.groups[key]
         row = RowComparison(key[0], runs_base[0]["hyperparameters"],
                             [100 * r["test_accuracy"] for r in runs_base], [100 * r["test_accuracy"] for r in runs_new],
-                            [r["train_time_s"] for r in runs_base], [r["train_time_s"] for r in runs_new])
-        row.accuracy = stats.three_way(row.new_accuracy, row.base_accuracy, margin_pp)
+                            [r["train_time_s"] for r in runs_base], [r["train_time_s"] for r in runs_new],
+                            *paired_by_seed(runs_base, runs_new))
+        row.accuracy = (stats.paired_three_way(row.paired, margin_pp) if row.paired is not None
+                        else stats.three_way(row.new_accuracy, row.base_accuracy, margin_pp))
         row.time = (stats.three_way([math.log(t) for t in row.new_time], [math.log(t) for t in row.base_time],
                                     math.log1p(max_slowdown), higher_is_better=False) if same_machine else None)
         rows.append(row)
     tests = stats.correct([v for row in rows for v in (row.accuracy, row.time) if v is not None])
     return Comparison(base, new, margin_pp, max_slowdown, rows, [k for k in base.groups if k not in new.groups],
                       [k for k in new.groups if k not in base.groups], same_machine, tests)
+
+
+def paired_by_seed(runs_base: list[dict], runs_new: list[dict]) -> tuple[list[float] | None, list[float] | None]:
+    """(accuracy differences in pp, test-loss differences) seed by seed, when both sides ran exactly the same
+    seeds (a results file holds one run per net, setting and seed); (None, None) otherwise. The loss's are
+    None when a side lacks test losses."""
+    base, new = {r["seed"]: r for r in runs_base}, {r["seed"]: r for r in runs_new}
+    if set(base) != set(new):
+        return None, None
+    seeds = sorted(base)
+    accuracy = stats.paired_differences([100 * new[s]["test_accuracy"] for s in seeds],
+                                        [100 * base[s]["test_accuracy"] for s in seeds])
+    losses = [(new[s].get("test_loss"), base[s].get("test_loss")) for s in seeds]
+    if not all(is_number(n) and is_number(b) for n, b in losses):
+        return accuracy, None
+    return accuracy, stats.paired_differences([n for n, _ in losses], [b for _, b in losses])
 
 
 def describe_keys(groups: dict[tuple, list]) -> str:
@@ -118,7 +151,7 @@ def comparison_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]
         spread = f" [{interval[0]:+.2f}, {interval[1]:+.2f}]" if interval else ""
         ratio, sigma = row.ratio
         table.append([format_setting({key: row.setting.get(key) for key in vary})] * bool(vary) + [
-            row.name, f"{len(row.base_accuracy)}/{len(row.new_accuracy)}", format_cell(row.base_accuracy, 2),
+            row.name, row.runs, format_cell(row.base_accuracy, 2),
             format_cell(row.new_accuracy, 2), f"{row.difference:+.2f}{spread}", row.accuracy.describe(),
             f"{ratio:.3f}" + (f" ± {sigma:.3f}" if sigma is not None else ""),
             row.time.describe() if row.time else "not judged"])
@@ -129,10 +162,14 @@ def comparison_lines(comparison: Comparison) -> list[str]:
     """The lines under the comparison table: the method, what was not matched, the machine, the outcome."""
     c = comparison
     common = {k: v for k, v in c.rows[0].setting.items() if all(row.setting.get(k) == v for row in c.rows)}
+    paired = sum(row.paired is not None for row in c.rows)
+    method = ("paired t-tests on the per-seed differences" if paired == len(c.rows) else
+              f"paired t-tests on the per-seed differences for the {paired} paired rows, Welch's for the others"
+              if paired else "Welch's t-tests")
     lines = [f"{c.new.label} against the baseline {c.base.label} ({format_setting(common)}): accuracy judged "
-             f"against ±{c.margin_pp:g} pp, "
-             f"time against {100 * c.max_slowdown:g} % (Welch's t-tests, two one-sided tests (TOST) for \"same\"; "
-             f"Holm's correction over {c.tests} test{'s' * (c.tests != 1)}; level {stats.ALPHA:g})"]
+             f"against ±{c.margin_pp:g} pp ({method}), time against {100 * c.max_slowdown:g} % (Welch's t-tests "
+             f"on log times); two one-sided tests (TOST) for \"same\"; Holm's correction over {c.tests} "
+             f"test{'s' * (c.tests != 1)}; level {stats.ALPHA:g}"]
     if not c.same_machine:
         lines.append("times not judged: the two files do not come from the same machine record "
                      "(CPU, cores and BLAS kernel)")
@@ -160,8 +197,12 @@ def comparison_record(comparison: Comparison) -> dict[str, Any]:
 def row_record(row: RowComparison) -> dict[str, Any]:
     ratio, sigma = row.ratio
     interval = row.interval
+    loss = row.loss_paired
     return {"name": row.name, "hyperparameters": row.setting, "runs_base": len(row.base_accuracy),
-            "runs_new": len(row.new_accuracy), "accuracy_difference_pp": row.difference,
+            "runs_new": len(row.new_accuracy), "paired": row.paired is not None,
+            "paired_seeds": len(row.paired) if row.paired is not None else 0, "accuracy_difference_pp": row.difference,
+            "test_loss_difference": statistics.fmean(loss) if loss else None,
+            "test_loss_interval": list(stats.paired_interval(loss) or []) or None if loss else None,
             "accuracy_interval_pp": list(interval) if interval else None, **verdict_record("accuracy", row.accuracy),
             "time_ratio": ratio, "time_ratio_sigma": sigma, **verdict_record("time", row.time)}
 
@@ -172,6 +213,6 @@ def verdict_record(prefix: str, verdict: stats.Verdict | None) -> dict[str, Any]
     return {f"{prefix}_verdict": verdict.claim, f"{prefix}_p": verdict.p, f"{prefix}_p_holm": verdict.p_holm}
 
 
-CSV_FIELDS = ("name", "hyperparameters", "runs_base", "runs_new", "accuracy_difference_pp", "accuracy_verdict",
-              "accuracy_p", "accuracy_p_holm", "time_ratio", "time_ratio_sigma", "time_verdict", "time_p",
-              "time_p_holm")
+CSV_FIELDS = ("name", "hyperparameters", "runs_base", "runs_new", "paired_seeds", "accuracy_difference_pp",
+              "accuracy_verdict", "accuracy_p", "accuracy_p_holm", "time_ratio", "time_ratio_sigma", "time_verdict",
+              "time_p", "time_p_holm")

@@ -8,6 +8,10 @@ each side's values are assumed independent and roughly normal):
     better  shown when H0: d <= +m is rejected          (one-sided: new - m > base)
     same    shown when both H0: d <= -m and H0: d >= +m are rejected (TOST: p = the larger of the two)
 
+Paired by seed (the same seeds on both sides: a seed gives the same bits, so the seed-to-seed spread cancels),
+the same three tests run on the per-seed differences d_i = new_i - base_i with one-sample t-tests
+(scipy's ttest_1samp against -m and +m); differences that are all 0 are "same (identical on every seed)".
+
 Each test can reject only when the estimate lies in its own region (below -m, beyond +m, within ±m), so
 testing the one the estimate points to is the same as running all three. "inconclusive" when it does not
 reject at ALPHA after Holm's correction across every test of the command.
@@ -22,6 +26,8 @@ from dataclasses import dataclass
 
 ALPHA = 0.05
 BETTER, SAME, WORSE, INCONCLUSIVE = "better", "same", "worse", "inconclusive"
+IDENTICAL = "identical on every seed"  # a paired verdict that needs no test
+DECIMALS = 9  # differences of accuracies in pp rounded here: 0.01 pp steps, so only float noise goes
 
 
 @dataclass
@@ -44,7 +50,8 @@ class Verdict:
     def describe(self) -> str:
         """`same (Holm p = 0.003)`, `worse (1 run: no test)`, `inconclusive (Holm p = 0.21)`."""
         if self.p is None:
-            return f"{self.claim} (no test: {self.why_untested})"
+            return f"{self.claim} ({self.why_untested})" if self.why_untested == IDENTICAL \
+                else f"{self.claim} (no test: {self.why_untested})"
         return f"{self.claim} (Holm p = {self.p_holm:.3g})"
 
 
@@ -82,8 +89,7 @@ def three_way(new: list[float], base: list[float], margin: float, higher_is_bett
     """The verdict on mean(new) - mean(base) against ±margin (module docstring); for a metric where lower is
     better (times), the regions are swapped."""
     d = statistics.fmean(new) - statistics.fmean(base)
-    above, below = (BETTER, WORSE) if higher_is_better else (WORSE, BETTER)
-    region = below if d < -margin else above if d > margin else SAME
+    region = region_of(d, margin, higher_is_better)
     why = untestable(new, base)
     if why:
         return Verdict(region, None, why_untested=why)
@@ -95,6 +101,49 @@ def three_way(new: list[float], base: list[float], margin: float, higher_is_bett
     else:
         p = max(welch_p(shifted_up, base, "greater"), welch_p(shifted_down, base, "less"))
     return Verdict(region, p)
+
+
+def region_of(d: float, margin: float, higher_is_better: bool = True) -> str:
+    above, below = (BETTER, WORSE) if higher_is_better else (WORSE, BETTER)
+    return below if d < -margin else above if d > margin else SAME
+
+
+def paired_differences(new: list[float], base: list[float]) -> list[float]:
+    """new_i - base_i for values paired by seed, rounded to DECIMALS: a constant drop is exactly constant."""
+    return [round(n - b, DECIMALS) for n, b in zip(new, base, strict=True)]
+
+
+def paired_three_way(differences: list[float], margin: float) -> Verdict:
+    """The verdict on the mean of per-seed differences against ±margin (module docstring): one-sample t-tests
+    of the differences against -margin and +margin; identical on every seed is "same" without a test."""
+    if all(d == 0 for d in differences):
+        return Verdict(SAME, None, why_untested=IDENTICAL)
+    d = statistics.fmean(differences)
+    region = region_of(d, margin)
+    if len(differences) < 2:
+        return Verdict(region, None, why_untested="1 seed")
+    if statistics.pvariance(differences) == 0:
+        return Verdict(region, None, why_untested="the same difference on every seed")
+
+    def p(mean: float, alternative: str) -> float:
+        return float(scipy_stats().ttest_1samp(differences, mean, alternative=alternative).pvalue)
+
+    if region == WORSE:
+        return Verdict(region, p(-margin, "less"))
+    if region == BETTER:
+        return Verdict(region, p(margin, "greater"))
+    return Verdict(region, max(p(-margin, "greater"), p(margin, "less")))
+
+
+def paired_interval(differences: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """The paired t interval of the mean difference (scipy's ttest_1samp(...).confidence_interval); a point
+    when every difference is the same, None with one seed."""
+    if len(differences) < 2:
+        return None
+    if statistics.pvariance(differences) == 0:
+        return differences[0], differences[0]
+    interval = scipy_stats().ttest_1samp(differences, 0.0).confidence_interval(level)
+    return float(interval.low), float(interval.high)
 
 
 def difference_interval(new: list[float], base: list[float], level: float = 0.95) -> tuple[float, float] | None:
