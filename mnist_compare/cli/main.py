@@ -21,6 +21,7 @@ from mnist_compare.check.sandbox import Limits, remote_class
 from mnist_compare.cli import outcome
 from mnist_compare.cli.compare import compare_command
 from mnist_compare.cli.grade import grade_command
+from mnist_compare.cli.history import history_command
 from mnist_compare.cli.modes import MODES, Made
 from mnist_compare.cli.options import SectionedGroup, dashes_to_underscores, every_option
 from mnist_compare.cli.plan import Options, Plan, make_plan
@@ -85,6 +86,7 @@ def net_loaded(choice: NetChoice, check: bool, seconds: float, memory: int) -> N
 
 main.add_command(compare_command)
 main.add_command(grade_command)
+main.add_command(history_command)
 
 
 def given_from(source: ParameterSource | None) -> str | None:
@@ -150,6 +152,8 @@ def finish(options: Options, plan: Plan | None, made: Made, guard: SignalGuard) 
             **({"profiles": made.profiles} if made.profiles is not None else {})}
     comparison = against_baseline(plan.baseline if plan else None, results, meta, options)
     written = outcome.write_outputs(results, meta, options.output, comparison)
+    if options.history and results:
+        written &= outcome.write_history_entry(options.history, results, meta, comparison)
     if options.plot and results:
         written &= outcome.write_plot(results, options.plot, plot_title(options))
     written &= outcome.write_report(options.report, meta, results=results, comparison=comparison)

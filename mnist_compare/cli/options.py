@@ -155,6 +155,9 @@ against_a_baseline = section(
                 "setting; exit 8 when anything is worse (a regression)."),
     MARGIN,
     MAX_SLOWDOWN,
+    option("--history", type=click.Path(file_okay=False), callback=values.history_directory, metavar="DIR",
+           help="Also save the results JSON into DIR, named by date, commit and dirty flag; `mnist-compare "
+                "history DIR` shows every net's steps across the entries."),
 )
 
 keras = section(

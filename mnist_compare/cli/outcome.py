@@ -93,6 +93,24 @@ def write_outputs(results: list[RunResult], meta: dict, outputs: tuple[str, ...]
                 for path in outputs])
 
 
+def write_history_entry(directory: str, results: list[RunResult], meta: dict,
+                        comparison: baseline.Comparison | None) -> bool:
+    """--history DIR: the results JSON saved as DIR/<date>_<commit>[-dirty].json (history.entry_name)."""
+    from mnist_compare.output.history import entry_name
+
+    path = os.path.join(directory, entry_name(meta))
+    for copy in range(2, 100):  # two runs of one commit within a second: both kept
+        if not os.path.exists(path):
+            break
+        path = os.path.join(directory, entry_name(meta).replace(".json", f"-{copy}.json"))
+
+    def save() -> None:
+        os.makedirs(directory, exist_ok=True)
+        files.write_results(path, results, meta, comparison)
+
+    return attempted(path, save)
+
+
 def write_checks(checks: list, meta: dict, outputs: tuple[str, ...]) -> bool:
     """Write every --output file of --check (each attempted); False when any failed."""
     return all([attempted(path, lambda p=path: files.write_checks(p, checks, meta)) for path in outputs])

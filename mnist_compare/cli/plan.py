@@ -60,6 +60,7 @@ class Options:
     quiet: bool
     verbose: bool
     baseline: str | None
+    history: str | None
     gradescope: str | None
     check_weights: dict[str, float] | None
     check_timeout: float

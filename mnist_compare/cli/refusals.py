@@ -38,6 +38,7 @@ NOT_HONOURED = {
         "scheduler": "--check runs here, not on a cluster",
         "worker_threads": "--check runs here, not on a cluster",
         "baseline": "--check trains no runs to compare: compare two training runs' results files",
+        "history": "--check trains no runs to record: save --output results.json of training runs",
         "margin": "--check trains no runs to compare",
         "max_slowdown": "--check trains no runs to compare",
         "profile": "--check trains no epochs to profile",

@@ -108,6 +108,20 @@ def writable_output(ctx: click.Context, param: click.Parameter, value: str | Non
     return str(path.absolute())  # written where it was meant even if a user's net changes directory
 
 
+def history_directory(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--history DIR: an existing writable directory, or one whose parent is (made when the run is saved)."""
+    if value is None:
+        return None
+    path = Path(value).expanduser().absolute()
+    found, parent = looked_up(path), looked_up(path.parent)
+    if found is not None and not stat.S_ISDIR(found.st_mode):
+        raise click.BadParameter(f"{value}: not a directory")
+    writable = path if found is not None else path.parent
+    if (found is None and (parent is None or not stat.S_ISDIR(parent.st_mode))) or not os.access(writable, os.W_OK):
+        raise click.BadParameter(f"{value}: cannot save there (no such directory's parent, or not writable)")
+    return str(path)
+
+
 def looked_up(path: Path) -> os.stat_result | None:
     """The path's status, None when nothing is there; a BadParameter in the OS's words when it refuses it."""
     try:

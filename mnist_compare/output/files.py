@@ -26,7 +26,7 @@ from tabulate import tabulate
 
 from mnist_compare import __version__
 from mnist_compare.nets.keras_backends import BACKENDS
-from mnist_compare.output import baseline
+from mnist_compare.output import baseline, history
 from mnist_compare.output.report import METRIC_FIELDS, relative_times, render_checks, render_table, summary_lines
 from mnist_compare.records.identity import identity
 from mnist_compare.records.results import RunResult, atomic_write
@@ -172,6 +172,29 @@ def write_comparison(path: str | Path, comparison: baseline.Comparison, meta: di
     write_text(path, WRITERS[Path(path).suffix.lower()].comparison(comparison, meta))
 
 
+def write_history(path: str | Path, judged: history.History, meta: dict[str, Any]) -> None:
+    """`mnist-compare history`'s --output: the steps, in the format its suffix names."""
+    write_text(path, WRITERS[Path(path).suffix.lower()].history(judged, meta))
+
+
+def render_history(judged: history.History, table_format: str = "github") -> str:
+    """The history table, a blank line, and its lines (method, the newest step's outcome)."""
+    headers, rows = history.history_rows(judged)
+    table = tabulate(rows, headers=headers, tablefmt=table_format, disable_numparse=True)
+    return table + "\n\n" + "\n".join(f"- {line}" for line in history.history_lines(judged))
+
+
+def render_history_csv(judged: history.History) -> str:
+    """One row per step: the entries it joins, then the comparison's fields."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=("from", "to", *baseline.CSV_FIELDS), extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    for step in history.history_record(judged)["steps"]:
+        writer.writerow({**step, "hyperparameters": json.dumps(step["hyperparameters"], sort_keys=True)})
+    return buffer.getvalue()
+
+
 def write_checks(path: str | Path, checks: list, meta: dict[str, Any]) -> None:
     """--check results in the format the suffix names: the table with the run's metadata."""
     write_text(path, WRITERS[Path(path).suffix.lower()].checks(checks, meta))
@@ -202,15 +225,19 @@ class Writer:
     results: Callable[[list[RunResult], dict[str, Any], baseline.Comparison | None], str]
     checks: Callable[[list, dict[str, Any]], str]
     comparison: Callable[[baseline.Comparison, dict[str, Any]], str]
+    history: Callable[[history.History, dict[str, Any]], str]
 
 
 # The one list of --output formats, suffix -> writer: training runs, --check and `compare` all write by it.
 WRITERS = {
     ".md": Writer(render_markdown, checks_markdown, lambda comparison, meta:
-                  f"{render_comparison(comparison)}\n\nCommand: `{meta['command_line']}`\n"),
+                  f"{render_comparison(comparison)}\n\nCommand: `{meta['command_line']}`\n",
+                  lambda judged, meta: f"{render_history(judged)}\n\nCommand: `{meta['command_line']}`\n"),
     ".csv": Writer(lambda results, meta, comparison: render_csv(results), checks_csv,
-                   lambda comparison, meta: render_comparison_csv(comparison)),
+                   lambda comparison, meta: render_comparison_csv(comparison),
+                   lambda judged, meta: render_history_csv(judged)),
     ".json": Writer(render_json, checks_json, lambda comparison, meta:
-                    dumps({**meta, "baseline_comparison": baseline.comparison_record(comparison)})),
+                    dumps({**meta, "baseline_comparison": baseline.comparison_record(comparison)}),
+                    lambda judged, meta: dumps({**meta, "history": history.history_record(judged)})),
 }
 OUTPUT_SUFFIXES = tuple(WRITERS)
