@@ -149,7 +149,8 @@ def finish(options: Options, plan: Plan | None, made: Made, guard: SignalGuard) 
     seed, load_before = (plan.seed, plan.load_before) if plan else (options.seed, None)
     meta = {**files.run_metadata(options.recorded(seed), options.net_type.net),
             "machine": machine_record(load_before or load_average()),
-            **({"profiles": made.profiles} if made.profiles is not None else {})}
+            **({"profiles": made.profiles} if made.profiles is not None else {}),
+            **({"repeats_auto": made.repeats_auto} if made.repeats_auto is not None else {})}
     comparison = against_baseline(plan.baseline if plan else None, results, meta, options)
     written = outcome.write_outputs(results, meta, options.output, comparison)
     if options.history and results:

@@ -17,12 +17,13 @@ import click
 from mnist_compare.check.checks import run_checks
 from mnist_compare.cli.plan import BUILTIN_NETS, Options, Plan
 from mnist_compare.cli.progress import Progress
+from mnist_compare.cli.repeats import RepeatRule
 from mnist_compare.data import idx
 from mnist_compare.nets import keras_net
 from mnist_compare.nets.user_net import described, train_reporting_errors, users_code
 from mnist_compare.records.check import Check
 from mnist_compare.records.results import EpochCallback, RunResult
-from mnist_compare.records.spec import RunSpec
+from mnist_compare.records.spec import SETTING_KEYS, RunSpec
 from mnist_compare.runs import runner, shipping
 from mnist_compare.runs.sources import DataSource
 from mnist_compare.runs.worker import Dispatcher, needs_worker
@@ -37,6 +38,7 @@ class Made:
     results: list[RunResult] = field(default_factory=list)
     profiles: list[dict] | None = None
     checks: list[Check] | None = None
+    repeats_auto: list[dict] | None = None  # --repeats auto: why each setting stopped (repeats.RepeatRule)
 
 
 def check_mode(plan: Plan, options: Options, guard: SignalGuard) -> Made:
@@ -52,12 +54,32 @@ def here_mode(plan: Plan, options: Options, guard: SignalGuard) -> Made:
     progress.note(kernel_pin_warning() or "")
     where = options.data_dir or ("Keras" if options.source.keras else "the bundled files")
     progress.note(f"loading MNIST from {where}")
-    results, data = train_here(list(plan.specs), options.source, progress, guard)
+    rule = repeat_rule(plan, options)
+    results, data = train_here(list(plan.specs), options.source, progress, guard, rule.wants if rule else None)
+    if rule is not None:
+        rule.conclude(results)
+        for setting, why in rule.stopped.items() if not options.quiet else ():
+            click.echo(f"--repeats auto at {', '.join(map(str, setting))}: {why}", err=True)
     profiles = None
     if options.profile and data is not None:
         with contextlib.suppress(KeyboardInterrupt):  # a stop signal while profiling: the timed runs are kept
             profiles = profiles_of(results, data, guard, progress.note)
-    return Made(results, profiles)
+    return Made(results, profiles, repeats_auto=rule.record() if rule else None)
+
+
+def repeat_rule(plan: Plan, options: Options) -> RepeatRule | None:
+    """--repeats auto's rule (repeats.py), with the baseline's accuracies by seed and the gate; None for N."""
+    if options.repeats != "auto":
+        return None
+    base = {(name, spec_setting(runs[0])): {run["seed"]: 100 * run["test_accuracy"] for run in runs}
+            for (name, _), runs in (plan.baseline.groups.items() if plan.baseline else ())}
+    return RepeatRule(options.precision, options.max_repeats, plan.seed, options.budget, options.min_test_accuracy,
+                      base)
+
+
+def spec_setting(run: dict) -> tuple:
+    """A saved run's setting as RunSpec.setting() gives it (SETTING_KEYS: hidden, lr, batch, optimiser, init)."""
+    return tuple(run["hyperparameters"].get(key) for key in SETTING_KEYS)
 
 
 def cluster_mode(plan: Plan, options: Options, guard: SignalGuard) -> Made:
@@ -70,8 +92,9 @@ MODES: dict[str, Callable[[Plan, Options, SignalGuard], Made]] = {
     "here": here_mode, "cluster": cluster_mode, "check": check_mode}
 
 
-def train_here(specs: list[RunSpec], source: DataSource, progress: Progress,
-               guard: SignalGuard) -> tuple[list[RunResult], idx.Dataset | None]:
+def train_here(specs: list[RunSpec], source: DataSource, progress: Progress, guard: SignalGuard,
+               wanted: Callable[[RunSpec, list[RunResult]], bool] | None = None
+               ) -> tuple[list[RunResult], idx.Dataset | None]:
     """Load the data, then train every spec (a Keras run on another backend in a worker process): the results
     and the data (None when a signal stopped the runs or came while it loaded). A signal keeps the finished
     runs and marks the running one (see shutdown.py); a data error raises idx.MnistDataError."""
@@ -93,7 +116,7 @@ def train_here(specs: list[RunSpec], source: DataSource, progress: Progress,
         progress.close()
         return [], None
     try:
-        results, stopped = runner.run_all(specs, data, start_run, progress.finish, train_one)
+        results, stopped = runner.run_all(specs, data, start_run, progress.finish, train_one, wanted)
     finally:
         progress.close()
     return results, None if stopped else data

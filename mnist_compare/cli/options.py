@@ -63,8 +63,17 @@ what_to_train = section(
                                          "one row per check; exit 7 when any fails."),
     option("--paired", is_flag=True, help="With --compare_nets: identical initial weights and batch order for both "
                                           "nets."),
-    option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
-           help="Train each net N times with seeds seed, seed+1, ...; the table shows mean ± std."),
+    option("--repeats", default="1", show_default=True, metavar="N|auto", callback=values.repeats_value,
+           help="Train each net N times with seeds seed, seed+1, ...; the table shows mean ± std. auto: repeat "
+                "until --precision, --max_repeats or --budget."),
+    option("--precision", type=values.FiniteFloatRange(0, min_open=True), default=0.1, show_default=True,
+           metavar="PP", help="--repeats auto: stop a setting when each net's 95% interval of test accuracy (or of "
+                              "its paired difference to --baseline) is at most ±PP."),
+    option("--max_repeats", type=click.IntRange(min=2), default=20, show_default=True,
+           help="--repeats auto: at most this many repeats of a setting."),
+    option("--budget", callback=values.duration, metavar="DURATION",
+           help="--repeats auto: stop repeating once the command has trained this long, e.g. 90s, 10m, 1h30m "
+                "(a setting still gets its first 5 repeats)."),
     option("--seed", type=int, default=None,
            help="Random seed in 0..2^32-1 (default: drawn at random and recorded in --output)."),
     option("--data_dir", type=click.Path(file_okay=False), envvar="MNIST_DATA_DIR", callback=values.existing_directory,

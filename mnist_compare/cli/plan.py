@@ -34,7 +34,10 @@ class Options:
     compare_nets: bool
     check: bool
     paired: bool
-    repeats: int
+    repeats: int | str  # a number, or "auto" (repeats.py decides, up to max_repeats)
+    precision: float
+    max_repeats: int
+    budget: float | None
     seed: int | None
     data_dir: str | None
     data_source: str
@@ -81,6 +84,11 @@ class Options:
         return "check" if self.check else "cluster" if self.scheduler else "here"
 
     @property
+    def planned_repeats(self) -> int:
+        """The repeats planned: --repeats N, or --max_repeats with auto (the rule may stop a setting sooner)."""
+        return self.max_repeats if self.repeats == "auto" else int(self.repeats)
+
+    @property
     def source(self) -> DataSource:
         return DataSource(self.data_dir, self.data_source == "keras")
 
@@ -119,18 +127,22 @@ def make_plan(options: Options, read_baseline: Callable[[str | None], SavedRuns 
     """The Plan of `options`, or a usage error (exit 2) for what its mode cannot honour or run.
     `read_baseline(path)` reads --baseline (exiting 2 or 4 on a bad file)."""
     refusals.refuse_what_the_mode_ignores(options.mode, options.given, options.sweeps())
+    if options.mode == "cluster" and options.repeats == "auto":
+        raise click.UsageError("--repeats auto decides between repeats on this machine; with --scheduler give "
+                               "--repeats N")
     if options.paired and not options.compare_nets:
         raise click.UsageError("--paired needs --compare_nets (it pairs the two nets)")
     refusals.refuse_without_what_they_need(options.given, {"baseline": options.baseline is not None,
+                                                           "repeats_auto": options.repeats == "auto",
                                                            "check": options.check})
     base = read_baseline(options.baseline)
     refusals.refuse_oversized(options.hidden_size, options.batch_size)
-    seed = checked_seed(options.seed, options.repeats, secrets.randbelow)
+    seed = checked_seed(options.seed, options.planned_repeats, secrets.randbelow)
     template = options.template(seed)
     planned = contenders(template, options.compare_nets, options.keras_backend, build=not options.check)
     if options.check:
         return Plan(seed, template)
-    specs = runner.plan_runs(planned, options.hidden_size, options.lr, options.batch_size, options.repeats)
+    specs = runner.plan_runs(planned, options.hidden_size, options.lr, options.batch_size, options.planned_repeats)
     refusals.refuse_unmatched(base, specs)
     return Plan(seed, template, tuple(specs), base, load_average())
 

@@ -77,7 +77,9 @@ def refuse_without_what_they_need(given: Mapping[str, str], options_given: dict[
     --baseline comparison, --gradescope and --check_weights write --check's results."""
     needs = {"margin": ("baseline", "--baseline BASE.json"), "max_slowdown": ("baseline", "--baseline BASE.json"),
              "gradescope": ("check", "--check"), "check_weights": ("check", "--check"),
-             "check_timeout": ("check", "--check"), "check_memory": ("check", "--check")}
+             "check_timeout": ("check", "--check"), "check_memory": ("check", "--check"),
+             "precision": ("repeats_auto", "--repeats auto"), "max_repeats": ("repeats_auto", "--repeats auto"),
+             "budget": ("repeats_auto", "--repeats auto")}
     for name, (needed, spelled) in needs.items():
         if not options_given[needed] and given.get(name) == COMMAND_LINE:
             raise click.UsageError(f"--{name} has no effect without {spelled}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,6 +107,34 @@ def writable_output(ctx: click.Context, param: click.Parameter, value: str | Non
             or (target is not None and stat.S_ISDIR(target.st_mode)):
         raise click.BadParameter(f"{value}: cannot write there (directory missing or not writable)")
     return str(path.absolute())  # written where it was meant even if a user's net changes directory
+
+
+def repeats_value(ctx: click.Context, param: click.Parameter, text: str) -> int | str:
+    """--repeats: a number >= 1, or "auto" (repeat until --precision, --max_repeats or --budget)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        repeats = int(text)
+    except ValueError:
+        raise click.BadParameter(f"{text}: a number of repeats (1 or more) or auto") from None
+    if repeats < 1:
+        raise click.BadParameter(f"{text}: a number of repeats (1 or more) or auto")
+    return repeats
+
+
+DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+
+
+def duration(ctx: click.Context, param: click.Parameter, text: str | None) -> float | None:
+    """--budget: `90s`, `10m`, `1h30m` or plain seconds, as seconds > 0."""
+    if text is None:
+        return None
+    found = DURATION.fullmatch(text.strip().lower())
+    seconds = sum(float(part or 0) * unit for part, unit in zip(found.groups(), (3600, 60, 1), strict=True)) \
+        if found and text.strip() else 0
+    if not seconds or not math.isfinite(seconds):
+        raise click.BadParameter(f"{text}: a duration such as 90s, 10m or 1h30m")
+    return seconds
 
 
 def history_directory(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

@@ -180,9 +180,14 @@ def timing_warnings(results: list[RunResult]) -> list[str]:
     """One line per reason to distrust a time: a run other processes slowed (RunResult.time_distorted); a run
     whose steady epochs vary by more than 2x; a first run much slower than the rest of its group (hyperfine's
     modified Z-score above 14); a speed ratio whose uncertainty spans 1.0."""
-    warnings = [f"{run.name} (seed {run.seed}): other processes held {run.others_cores:.1f} cores while it trained "
-                "and its threads do not follow the load: its time is distorted by the load; rerun on a quiet machine"
-                for run in results if run.finished and run.time_distorted]
+    warnings = []
+    for (_, name), runs in grouped(results).items():
+        distorted = [r for r in runs if r.finished and r.time_distorted]
+        if distorted:
+            held = statistics.fmean(r.others_cores for r in distorted)
+            warnings.append(f"{name}: other processes held {held:.1f} cores while {len(distorted)} of its "
+                            f"{len(runs)} run{'s' * (len(runs) != 1)} trained, and its threads do not follow the "
+                            "load: its time is distorted by the load; rerun on a quiet machine")
     for run in (r for r in results if r.finished and len(r.history.get("epoch_time_s", [])) > 2):
         steady = run.history["epoch_time_s"][1:]
         if max(steady) > BUSY_SPREAD * min(steady):

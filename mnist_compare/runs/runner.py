@@ -160,13 +160,17 @@ def physical_memory_bytes() -> int:
 
 
 def run_all(specs: list[RunSpec], data: Dataset, start_run: Callable[[RunSpec], EpochCallback],
-            finish_run: Callable[[RunSpec], None], train_one: Callable = train) -> tuple[list[RunResult], bool]:
+            finish_run: Callable[[RunSpec], None], train_one: Callable = train,
+            wanted: Callable[[RunSpec, list[RunResult]], bool] | None = None) -> tuple[list[RunResult], bool]:
     """Train every spec in order with train_one (default: train, in this process), calling start_run(spec)
     for its epoch callback and finish_run(spec) after it. A run that raises RunFailed, or runs out of memory
     (an error row that says so), is kept as an error row and the others go on; on Ctrl-C (or another stop
-    signal) keep the finished results, mark the running one interrupted, and return (results, True)."""
+    signal) keep the finished results, mark the running one interrupted, and return (results, True).
+    `wanted(spec, results so far)`, when given, may skip a spec (--repeats auto's rule)."""
     results: list[RunResult] = []
     for spec in specs:
+        if wanted is not None and not wanted(spec, results):
+            continue
         try:
             try:
                 results.append(train_one(spec, data, start_run(spec)))
