@@ -114,3 +114,13 @@ def test_under_no_difference_worse_comes_out_at_most_at_the_nominal_rate(paired)
     rate = worse / trials
     print(f"paired={paired}: 'worse' in {worse} of {trials} trials at a true drop of the margin ({100 * rate:.1f}%)")
     assert rate <= stats.ALPHA + 3 * (stats.ALPHA * (1 - stats.ALPHA) / trials) ** 0.5  # 6.0%: looks from 2 on, 8.4%
+
+
+def test_the_calibrated_gate_s_repeats_are_a_floor():
+    accuracies = [90.1, 90.3, 89.9, 90.2, 90.0]  # ±0.20 pp: narrow enough for --precision 1
+    runs = simulated_runs(accuracies)
+    needed = stats.repeats_for([a / 100 for a in accuracies], 0.899, most=20)
+    assert needed is not None and needed > len(runs)
+    with_gate, without = RepeatRule(1.0, 20, 0, gate=0.899), RepeatRule(1.0, 20, 0)
+    assert with_gate.gate_floor(runs) == needed and with_gate.reason_to_stop(runs, len(runs)) == ""
+    assert without.reason_to_stop(runs, len(runs)).startswith("stopped after 5 repeats: ±0.20 pp <= 1 pp")
