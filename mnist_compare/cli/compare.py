@@ -12,11 +12,9 @@ from __future__ import annotations
 import sys
 
 import click
-from tabulate import tabulate_formats
 
 from mnist_compare.cli import outcome
-from mnist_compare.cli.options import MARGIN, MAX_SLOWDOWN, dashes_to_underscores, section
-from mnist_compare.cli.values import writable_output, writable_outputs
+from mnist_compare.cli.options import COMMAND_SETTINGS, judging
 from mnist_compare.output import baseline, files
 from mnist_compare.records import saved
 
@@ -36,17 +34,11 @@ COMPARE_FILE = click.Path(exists=True, dir_okay=False)
 
 
 @click.command("compare", help=HELP, short_help="Two saved results files compared: better / same / worse per net.",
-               context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110,
-                                 "token_normalize_func": dashes_to_underscores})
+               context_settings=COMMAND_SETTINGS)
 @click.argument("base_json", type=COMPARE_FILE, metavar="BASE.json")
 @click.argument("new_json", type=COMPARE_FILE, metavar="NEW.json")
-@section("Judging", MARGIN, MAX_SLOWDOWN)
-@click.option("--table_format", type=click.Choice(tabulate_formats), default="github", show_default=True,
-              metavar="FORMAT", help="Any tabulate format: github, latex, html, plain, grid, ...")
-@click.option("--output", type=click.Path(dir_okay=False), callback=writable_outputs, multiple=True,
-              help="Write the comparison to a .md, .csv or .json file; repeatable.")
-@click.option("--report", type=click.Path(dir_okay=False), callback=writable_output, metavar="PATH.html",
-              help="The comparison and both files' identity as one self-contained HTML page.")
+@judging("Write the comparison to a .md, .csv or .json file; repeatable.",
+         "The comparison and both files' identity as one self-contained HTML page.")
 def compare_command(base_json: str, new_json: str, margin: float, max_slowdown: float, table_format: str,
                     output: tuple[str, ...], report: str | None) -> None:
     with outcome.internal_errors_reported(verbose=False):
@@ -67,9 +59,4 @@ def compare(base_json: str, new_json: str, margin: float, max_slowdown: float, t
     written = all([outcome.attempted(path, lambda p=path: files.write_comparison(p, comparison, meta))
                    for path in output])
     written &= outcome.write_report(report, meta, comparison=comparison)
-    stdout = outcome.Stdout()
-    stdout.echo(files.render_comparison(comparison, table_format))
-    written &= stdout.ok
-    if not written:
-        return outcome.EXIT_OUTPUT_ERROR
-    return outcome.EXIT_REGRESSION if comparison.regression else 0
+    return outcome.judged_exit(files.render_comparison(comparison, table_format), written, comparison.regression)

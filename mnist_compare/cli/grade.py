@@ -19,8 +19,8 @@ from mnist_compare.check.checks import DEFAULT_WEIGHTS
 from mnist_compare.check.sandbox import Limits
 from mnist_compare.cli import outcome
 from mnist_compare.cli.options import (
+    COMMAND_SETTINGS,
     SectionedCommand,
-    dashes_to_underscores,
     grading,
     network,
     optimiser,
@@ -68,8 +68,7 @@ def sheet_paths(ctx: click.Context, param: click.Parameter, values: tuple[str, .
 
 @click.command("grade", cls=SectionedCommand, help=HELP,
                short_help="A folder of submissions (.py, .ipynb) checked into one grade sheet.",
-               context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110,
-                                 "token_normalize_func": dashes_to_underscores})
+               context_settings=COMMAND_SETTINGS)
 @click.argument("paths", nargs=-1, type=click.Path(exists=True), metavar="PATH...")
 @section("Submissions",
          option("--net_class", metavar="NAME", help="The class to check in every submission [default: the one class "

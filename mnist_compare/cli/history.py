@@ -12,11 +12,9 @@ from __future__ import annotations
 import sys
 
 import click
-from tabulate import tabulate_formats
 
 from mnist_compare.cli import outcome
-from mnist_compare.cli.options import MARGIN, MAX_SLOWDOWN, dashes_to_underscores, section
-from mnist_compare.cli.values import writable_output, writable_outputs
+from mnist_compare.cli.options import COMMAND_SETTINGS, judging
 from mnist_compare.output import files, history
 from mnist_compare.records.saved import ResultsFileError
 
@@ -33,16 +31,10 @@ Example, in CI after each commit's run:
 
 
 @click.command("history", help=HELP, short_help="Steps across the results files in DIR: a trend per net.",
-               context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110,
-                                 "token_normalize_func": dashes_to_underscores})
+               context_settings=COMMAND_SETTINGS)
 @click.argument("directory", type=click.Path(file_okay=False), metavar="DIR")
-@section("Judging", MARGIN, MAX_SLOWDOWN)
-@click.option("--table_format", type=click.Choice(tabulate_formats), default="github", show_default=True,
-              metavar="FORMAT", help="Any tabulate format: github, latex, html, plain, grid, ...")
-@click.option("--output", type=click.Path(dir_okay=False), callback=writable_outputs, multiple=True,
-              help="Write the steps to a .md, .csv or .json file; repeatable.")
-@click.option("--report", type=click.Path(dir_okay=False), callback=writable_output, metavar="PATH.html",
-              help="The steps and a trend plot per net and setting as one self-contained HTML page.")
+@judging("Write the steps to a .md, .csv or .json file; repeatable.",
+         "The steps and a trend plot per net and setting as one self-contained HTML page.")
 def history_command(directory: str, margin: float, max_slowdown: float, table_format: str,
                     output: tuple[str, ...], report: str | None) -> None:
     with outcome.internal_errors_reported(verbose=False):
@@ -64,9 +56,4 @@ def show_history(directory: str, margin: float, max_slowdown: float, table_forma
 
         written &= outcome.attempted(report, lambda: write_history_report(report, meta, judged),
                                      (OSError, UnicodeError, ValueError))
-    stdout = outcome.Stdout()
-    stdout.echo(files.render_history(judged, table_format))
-    written &= stdout.ok
-    if not written:
-        return outcome.EXIT_OUTPUT_ERROR
-    return outcome.EXIT_REGRESSION if judged.regression else 0
+    return outcome.judged_exit(files.render_history(judged, table_format), written, judged.regression)

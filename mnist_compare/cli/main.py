@@ -23,7 +23,7 @@ from mnist_compare.cli.compare import compare_command
 from mnist_compare.cli.grade import grade_command
 from mnist_compare.cli.history import history_command
 from mnist_compare.cli.modes import MODES, Made
-from mnist_compare.cli.options import SectionedGroup, dashes_to_underscores, every_option
+from mnist_compare.cli.options import COMMAND_SETTINGS, SectionedGroup, every_option
 from mnist_compare.cli.plan import Options, Plan, make_plan
 from mnist_compare.cli.refusals import COMMAND_LINE, ENVIRONMENT
 from mnist_compare.cli.values import NetChoice, loaded_here
@@ -54,8 +54,7 @@ Examples:
 
 
 @click.group(cls=SectionedGroup, help=EXAMPLES, invoke_without_command=True, subcommand_metavar="[COMMAND [ARGS]...]",
-             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110,
-                               "token_normalize_func": dashes_to_underscores})
+             context_settings=COMMAND_SETTINGS)
 @every_option
 @click.version_option(__version__, "--version", prog_name="mnist-compare")
 @click.pass_context

@@ -157,6 +157,18 @@ MAX_SLOWDOWN = option("--max_slowdown", type=values.FiniteFloatRange(0, min_open
                       metavar="PERCENT", callback=values.slowdown_fraction,
                       help="Times more than PERCENT % slower are \"worse\" (judged on the same machine only).")
 
+def judging(output_help: str, report_help: str) -> Decorator:
+    """The options `compare` and `history` share: --margin and --max_slowdown (Judging), --table_format,
+    --output (.md, .csv, .json) and --report (an HTML page)."""
+    return section("Judging and outputs", MARGIN, MAX_SLOWDOWN,
+                   option("--table_format", type=click.Choice(tabulate_formats), default="github", show_default=True,
+                          metavar="FORMAT", help="Any tabulate format: github, latex, html, plain, grid, ..."),
+                   option("--output", type=click.Path(dir_okay=False), callback=values.writable_outputs,
+                          multiple=True, help=output_help),
+                   option("--report", type=click.Path(dir_okay=False), callback=values.writable_output,
+                          metavar="PATH.html", help=report_help))
+
+
 against_a_baseline = section(
     "Against a saved baseline (also: mnist-compare compare BASE.json NEW.json)",
     option("--baseline", type=click.Path(exists=True, dir_okay=False), metavar="BASE.json",
@@ -241,3 +253,7 @@ class SectionedCommand(click.Command):
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         format_sections(self, ctx, formatter)
+
+
+COMMAND_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 110,
+                    "token_normalize_func": dashes_to_underscores}  # every command of the group

@@ -86,6 +86,16 @@ def attempted(path: str, write: Callable[[], object], failures: tuple = (OSError
     return True
 
 
+def judged_exit(text: str, written: bool, regression: bool) -> int:
+    """`compare`'s and `history`'s end, their files written: the table on stdout, then 5 when an output
+    failed, 8 on a regression, else 0."""
+    stdout = Stdout()
+    stdout.echo(text)
+    if not (written and stdout.ok):
+        return EXIT_OUTPUT_ERROR
+    return EXIT_REGRESSION if regression else 0
+
+
 def write_outputs(results: list[RunResult], meta: dict, outputs: tuple[str, ...],
                   comparison: baseline.Comparison | None = None) -> bool:
     """Write every --output file (each attempted); False when any failed."""

@@ -131,19 +131,28 @@ def render_markdown(results: list[RunResult], meta: dict[str, Any],
 
 def render_comparison(comparison: baseline.Comparison, table_format: str = "github") -> str:
     """The comparison table, a blank line, and its lines (method, unmatched rows, machine, outcome)."""
-    headers, rows = baseline.comparison_rows(comparison)
+    return table_and_lines(*baseline.comparison_rows(comparison), baseline.comparison_lines(comparison), table_format)
+
+
+def table_and_lines(headers: list[str], rows: list[list[str]], lines: list[str], table_format: str) -> str:
+    """A table, a blank line, and its lines as a list."""
     table = tabulate(rows, headers=headers, tablefmt=table_format, disable_numparse=True)
-    return table + "\n\n" + "\n".join(f"- {line}" for line in baseline.comparison_lines(comparison))
+    return table + "\n\n" + "\n".join(f"- {line}" for line in lines)
+
+
+def csv_text(rows: list[dict[str, Any]], fieldnames: tuple[str, ...]) -> str:
+    """Rows as CSV, hyperparameters as sorted JSON, floats at full precision."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fieldnames, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "hyperparameters": json.dumps(row["hyperparameters"], sort_keys=True)})
+    return buffer.getvalue()
 
 
 def render_comparison_csv(comparison: baseline.Comparison) -> str:
     """One row per matched (net, setting), floats at full precision."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=baseline.CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in baseline.comparison_record(comparison)["rows"]:
-        writer.writerow({**row, "hyperparameters": json.dumps(row["hyperparameters"], sort_keys=True)})
-    return buffer.getvalue()
+    return csv_text(baseline.comparison_record(comparison)["rows"], baseline.CSV_FIELDS)
 
 
 def comparison_csv_path(path: str | Path) -> Path:
@@ -179,20 +188,12 @@ def write_history(path: str | Path, judged: history.History, meta: dict[str, Any
 
 def render_history(judged: history.History, table_format: str = "github") -> str:
     """The history table, a blank line, and its lines (method, the newest step's outcome)."""
-    headers, rows = history.history_rows(judged)
-    table = tabulate(rows, headers=headers, tablefmt=table_format, disable_numparse=True)
-    return table + "\n\n" + "\n".join(f"- {line}" for line in history.history_lines(judged))
+    return table_and_lines(*history.history_rows(judged), history.history_lines(judged), table_format)
 
 
 def render_history_csv(judged: history.History) -> str:
     """One row per step: the entries it joins, then the comparison's fields."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=("from", "to", *baseline.CSV_FIELDS), extrasaction="ignore",
-                            lineterminator="\n")
-    writer.writeheader()
-    for step in history.history_record(judged)["steps"]:
-        writer.writerow({**step, "hyperparameters": json.dumps(step["hyperparameters"], sort_keys=True)})
-    return buffer.getvalue()
+    return csv_text(history.history_record(judged)["steps"], ("from", "to", *baseline.CSV_FIELDS))
 
 
 def write_checks(path: str | Path, checks: list, meta: dict[str, Any]) -> None:
