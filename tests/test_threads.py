@@ -248,7 +248,8 @@ def run_under_a_busy_core(tmp_path, *args: str) -> tuple[dict, str]:
 def test_a_row_whose_threads_do_not_follow_the_load_is_marked_distorted(tmp_path, threads, distorted):
     run, stderr = run_under_a_busy_core(tmp_path, "--blas_threads", threads)
     print(f"--blas_threads {threads}: others held {run['others_cores']} cores; stderr: {stderr}")
-    assert run["others_cores"] > 0.6 and run["net_info"]["threads_follow_load"] == (threads == "auto")
+    assert run["others_cores"] > SPARE_CORE_SHARE  # ~1 core beside one BLAS thread, 0.5-0.7 beside two
+    assert run["net_info"]["threads_follow_load"] == (threads == "auto")
     assert run["time_distorted"] == distorted and ("distorted by the load" in stderr) == distorted
 
 
