@@ -81,7 +81,8 @@ def test_the_report_holds_the_table_with_relative_verdicts_figures_and_machine(b
     cells = [row.locator("td").all_inner_texts() for row in rows]
     relative = headers.index("Relative")
     assert [c[relative] for c in cells[::2]] == ["1.00", "1.00"] and all("±" in c[relative] for c in cells[1::2])
-    assert page.locator("#results li").count() == 2  # one verdict line per hidden size
+    assert page.locator("#results ul:not(.warning) li").count() == 2  # one verdict line per hidden size (a busy
+    # machine adds warnings in their own list)
     images = page.locator("#curves img")
     assert images.count() == 4  # learning curves and time per epoch, per hidden size
     assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 300)")
