@@ -201,7 +201,9 @@ def test_ctrl_c_keeps_the_finished_rows_exits_130_and_leaves_no_process(tmp_path
     folder = tmp_path / "two"
     folder.mkdir()
     (folder / "a.py").write_text(EXAMPLE)
-    (folder / "b.py").write_text(EXAMPLE)
+    step = "    def train_on_batch(self, X, y):\n"
+    assert step in EXAMPLE  # b is slow, so that it is surely still being checked when the signal comes
+    (folder / "b.py").write_text("import time\n" + EXAMPLE.replace(step, step + "        time.sleep(0.2)\n"))
     sheet = tmp_path / "grades.csv"
     grading = subprocess.Popen([sys.executable, "-m", "mnist_compare", "grade", str(folder), "--output", str(sheet)],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
