@@ -13,9 +13,9 @@ from mnist_compare.cli.repeats import MIN_REPEATS, RepeatRule, half_width
 from mnist_compare.nets.my_net import NeuralNetwork
 from mnist_compare.output import stats
 from mnist_compare.records.results import RunResult
+from mnist_compare.records.saved import group_key
 from mnist_compare.records.spec import RunSpec
 
-SETTING = (16, 0.1, 128, "sgd", "glorot_uniform")
 MARGIN = 0.2
 SMALL = ["--hidden_size", "16", "--number_epochs", "1", "--seed", "1", "-q"]
 
@@ -101,7 +101,8 @@ def test_under_no_difference_worse_comes_out_at_most_at_the_nominal_rate(paired)
         base = 97.0 + rng.normal(0, 0.3, 20)
         if paired:  # the same seeds: each new run is its baseline seed's plus a small noise, no shift
             values = iter(list(base - MARGIN + rng.normal(0, 0.1, 20)))
-            rule = RepeatRule(0.1, 20, 0, baseline={("my_net", SETTING): dict(enumerate(base))})
+            key = group_key({"name": "my_net", "hyperparameters": simulated_runs([0.0])[0].hyperparameters})
+            rule = RepeatRule(0.1, 20, 0, baseline={key: dict(enumerate(base))})
             runs = stopped_after(rule, lambda values=values: next(values), 20)
             verdict = stats.paired_three_way(stats.paired_differences(
                 [100 * r.test_accuracy for r in runs], list(base[:len(runs)])), MARGIN)

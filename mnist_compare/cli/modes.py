@@ -23,7 +23,7 @@ from mnist_compare.nets import keras_net
 from mnist_compare.nets.user_net import described, train_reporting_errors, users_code
 from mnist_compare.records.check import Check
 from mnist_compare.records.results import EpochCallback, RunResult
-from mnist_compare.records.spec import SETTING_KEYS, RunSpec
+from mnist_compare.records.spec import RunSpec
 from mnist_compare.runs import runner, shipping
 from mnist_compare.runs.sources import DataSource
 from mnist_compare.runs.worker import Dispatcher, needs_worker
@@ -71,15 +71,10 @@ def repeat_rule(plan: Plan, options: Options) -> RepeatRule | None:
     """--repeats auto's rule (repeats.py), with the baseline's accuracies by seed and the gate; None for N."""
     if options.repeats != "auto":
         return None
-    base = {(name, spec_setting(runs[0])): {run["seed"]: 100 * run["test_accuracy"] for run in runs}
-            for (name, _), runs in (plan.baseline.groups.items() if plan.baseline else ())}
+    base = {key: {run["seed"]: 100 * run["test_accuracy"] for run in runs}
+            for key, runs in (plan.baseline.groups.items() if plan.baseline else ())}
     return RepeatRule(options.precision, options.max_repeats, plan.seed, options.budget, options.min_test_accuracy,
                       base)
-
-
-def spec_setting(run: dict) -> tuple:
-    """A saved run's setting as RunSpec.setting() gives it (SETTING_KEYS: hidden, lr, batch, optimiser, init)."""
-    return tuple(run["hyperparameters"].get(key) for key in SETTING_KEYS)
 
 
 def cluster_mode(plan: Plan, options: Options, guard: SignalGuard) -> Made:

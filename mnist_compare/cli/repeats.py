@@ -27,6 +27,7 @@ from typing import Any
 
 from mnist_compare.output import stats
 from mnist_compare.records.results import RunResult
+from mnist_compare.records.saved import group_key
 from mnist_compare.records.spec import RunSpec
 
 MIN_REPEATS = 5  # the first look; fewer inflates "worse" at the margin's edge (simulated: 8.4% at 2, 5.7% at 5)
@@ -41,7 +42,7 @@ class RepeatRule:
     first_seed: int
     budget_s: float | None = None
     gate: float | None = None  # --min_test_accuracy as a fraction
-    baseline: dict[tuple, dict[int, float]] = field(default_factory=dict)  # (net, setting) -> seed -> accuracy %
+    baseline: dict[tuple, dict[int, float]] = field(default_factory=dict)  # saved.group_key -> seed -> accuracy %
     started: float = field(default_factory=time.monotonic)
     stopped: dict[tuple, str] = field(default_factory=dict)  # setting -> why it stopped
 
@@ -84,7 +85,7 @@ class RepeatRule:
                 widths[name] = math.inf
                 continue
             values = [100 * r.test_accuracy for r in runs]
-            base = self.baseline.get((name, runs[0].spec.setting()), {})
+            base = self.baseline.get(group_key({"name": name, "hyperparameters": runs[0].hyperparameters}), {})
             if all(r.seed in base for r in runs):
                 values = stats.paired_differences(values, [base[r.seed] for r in runs])
             widths[name] = half_width(values)

@@ -22,7 +22,7 @@ from typing import Any
 from mnist_compare.output import stats
 from mnist_compare.output.report import format_cell
 from mnist_compare.output.verdict import speed_ratio
-from mnist_compare.records.saved import ResultsFileError, SavedRuns, is_number, machine_of
+from mnist_compare.records.saved import ResultsFileError, SavedRuns, is_number, machine_of, setting_of
 
 SETTING_ORDER = ("hidden_size", "lr", "batch_size", "number_epochs", "optimizer", "init")
 
@@ -55,6 +55,11 @@ class RowComparison:
         return stats.difference_interval(self.new_accuracy, self.base_accuracy)
 
     @property
+    def worse(self) -> bool:
+        """Shown worse in accuracy or in time: a regression."""
+        return stats.WORSE in (self.accuracy.claim, self.time and self.time.claim)
+
+    @property
     def runs(self) -> str:
         """`5/5`, or `5 paired` when the rows were paired by seed."""
         if self.paired is not None:
@@ -81,7 +86,7 @@ class Comparison:
 
     @property
     def regression(self) -> bool:
-        return any(stats.WORSE in (row.accuracy.claim, row.time and row.time.claim) for row in self.rows)
+        return any(row.worse for row in self.rows)
 
 
 def compare(base: SavedRuns, new: SavedRuns, margin_pp: float = 0.2, max_slowdown: float = 0.1) -> Comparison:
@@ -126,7 +131,7 @@ def paired_by_seed(runs_base: list[dict], runs_new: list[dict]) -> tuple[list[fl
 
 def describe_keys(groups: dict[tuple, list]) -> str:
     """`my_net at hidden_size 30, lr 0.1, ...; keras_net at ...` (the first two, then how many more)."""
-    shown = [f"{name} at {format_setting(dict((k, json.loads(v)) for k, v in pairs))}" for name, pairs in groups]
+    shown = [f"{name} at {format_setting(setting_of(pairs))}" for name, pairs in groups]
     return "; ".join(shown[:2]) + (f" and {len(shown) - 2} more" if len(shown) > 2 else "") if shown else "no run"
 
 
@@ -177,7 +182,7 @@ def comparison_lines(comparison: Comparison) -> list[str]:
         if keys:
             lines.append(f"only in {label}: {describe_keys(dict.fromkeys(keys))}")
     worse = [f"{row.name} ({format_setting(row.setting)})" for row in c.rows
-             if stats.WORSE in (row.accuracy.claim, row.time and row.time.claim)]
+             if row.worse]
     lines.append(f"regression: {'; '.join(worse)} worse than the baseline" if worse else "no regression")
     return lines
 

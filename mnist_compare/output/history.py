@@ -11,7 +11,6 @@ Not for: the command line (cli/history.py) or the page (html_report.py).
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 from dataclasses import dataclass
@@ -20,7 +19,15 @@ from typing import Any
 
 from mnist_compare.output import baseline, stats
 from mnist_compare.output.report import format_cell
-from mnist_compare.records.saved import EXIT_DATA, EXIT_USAGE, ResultsFileError, SavedRuns, read_results
+from mnist_compare.records.saved import (
+    EXIT_DATA,
+    EXIT_USAGE,
+    ResultsFileError,
+    SavedRuns,
+    group_key,
+    read_results,
+    setting_of,
+)
 from mnist_compare.system.reading import display_path
 
 SAFE = re.compile(r"[^0-9A-Za-z]")
@@ -58,6 +65,11 @@ class Step:
     after: int
     row: baseline.RowComparison
 
+    @property
+    def key(self) -> tuple:
+        """The (net, setting) group key of the entries (saved.group_key)."""
+        return group_key({"name": self.row.name, "hyperparameters": self.row.setting})
+
 
 @dataclass
 class History:
@@ -76,11 +88,7 @@ class History:
     def regression(self) -> bool:
         """A net and setting worse in the newest entry than in the one before it."""
         newest = len(self.entries) - 1
-        return any(step.after == newest and worse(step.row) for step in self.steps)
-
-
-def worse(row: baseline.RowComparison) -> bool:
-    return stats.WORSE in (row.accuracy.claim, row.time and row.time.claim)
+        return any(step.after == newest and step.row.worse for step in self.steps)
 
 
 def judge(entries: list[SavedRuns], margin_pp: float = 0.2, max_slowdown: float = 0.1) -> History:
@@ -101,26 +109,22 @@ def history_rows(history: History) -> tuple[list[str], list[list[str]]]:
     before (the first line of each has none)."""
     headers = ["Net", "Setting", "Entry", "Date", "Commit", "Runs", "Test acc.(%)", "Time(s)", "Accuracy step",
                "Speed step"]
-    by_after = {(step.after, step.row.name, json_setting(step.row.setting)): step for step in history.steps}
+    by_after = {(step.after, step.key): step for step in history.steps}
     rows = []
-    for name, pairs in history.keys:
-        setting = dict((key, json.loads(value)) for key, value in pairs)
+    for key in history.keys:
+        name, pairs = key
         for index, entry in enumerate(history.entries):
-            runs = entry.groups.get((name, pairs))
+            runs = entry.groups.get(key)
             if not runs:
                 continue
-            step = by_after.get((index, name, json_setting(setting)))
-            rows.append([name, baseline.format_setting(setting), str(index + 1), entry.meta["date"][:19],
+            step = by_after.get((index, key))
+            rows.append([name, baseline.format_setting(setting_of(pairs)), str(index + 1), entry.meta["date"][:19],
                          commit_of(entry), str(len(runs)),
                          format_cell([100 * run["test_accuracy"] for run in runs], 2),
                          format_cell([run["train_time_s"] for run in runs], 2),
                          step_words(step.row.accuracy, step.row.difference, "pp") if step else "",
                          (step.row.time.describe() if step.row.time else "not judged") if step else ""])
     return headers, rows
-
-
-def json_setting(setting: dict[str, Any]) -> str:
-    return json.dumps(setting, sort_keys=True)
 
 
 def commit_of(entry: SavedRuns) -> str:
@@ -140,7 +144,7 @@ def history_lines(history: History) -> list[str]:
              f"entries from the same machine; Holm's correction over {h.tests} test{'s' * (h.tests != 1)}"]
     newest = len(h.entries) - 1
     bad = [f"{step.row.name} ({baseline.format_setting(step.row.setting)})" for step in h.steps
-           if step.after == newest and worse(step.row)]
+           if step.after == newest and step.row.worse]
     lines.append(f"regression in the newest entry ({h.entries[-1].label}): {'; '.join(bad)} worse than the entry "
                  "before" if bad else "no regression in the newest entry")
     return lines
@@ -159,11 +163,9 @@ def history_record(history: History) -> dict[str, Any]:
 def trend(history: History, key: tuple) -> dict[str, list]:
     """One net and setting's series for a plot: entry numbers, mean accuracy (%) and time (s), and the
     entries whose step was judged worse or better."""
-    name, pairs = key
     points = [(index + 1, entry.groups[key]) for index, entry in enumerate(history.entries) if key in entry.groups]
     marked = {(step.after + 1): (step.row.accuracy.claim, step.row.time.claim if step.row.time else None)
-              for step in history.steps if (step.row.name, json_setting(step.row.setting)) ==
-              (name, json_setting(dict((k, json.loads(v)) for k, v in pairs)))}
+              for step in history.steps if step.key == key}
     return {"entries": [number for number, _ in points],
             "accuracy": [statistics.fmean(100 * r["test_accuracy"] for r in runs) for _, runs in points],
             "time": [statistics.fmean(r["train_time_s"] for r in runs) for _, runs in points],

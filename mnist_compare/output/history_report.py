@@ -7,7 +7,6 @@ Not for: judging the steps (history.py).
 
 from __future__ import annotations
 
-import json
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,8 @@ from typing import Any
 from tabulate import tabulate
 
 from mnist_compare.output import baseline, history, plots
-from mnist_compare.output.html_report import bullet_list, figure, header, page, section
-from mnist_compare.records.results import atomic_write
+from mnist_compare.output.html_report import bullet_list, figure, header, page, section, write_page
+from mnist_compare.records.saved import setting_of
 
 MARKS = {"worse": ("x", "tab:red"), "better": ("o", "tab:green")}
 
@@ -54,7 +53,7 @@ def render_history_report(meta: dict[str, Any], judged: history.History) -> str:
     figures = []
     for key in judged.keys:
         name, pairs = key
-        setting = baseline.format_setting({k: json.loads(v) for k, v in pairs})
+        setting = baseline.format_setting(setting_of(pairs))
         title = f"{name}: {setting}"
         figures.append(f"<figure>{figure(trend_figure(history.trend(judged, key), title), title)}"
                        f"<figcaption>{escape(title)}: mean test accuracy and time per entry</figcaption></figure>")
@@ -67,6 +66,4 @@ def render_history_report(meta: dict[str, Any], judged: history.History) -> str:
 
 
 def write_history_report(path: str | Path, meta: dict[str, Any], judged: history.History) -> None:
-    text = render_history_report(meta, judged)
-    with atomic_write(path, "w") as f:
-        f.write(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+    write_page(path, render_history_report(meta, judged))

@@ -158,8 +158,11 @@ def page(title: str, parts: list[str]) -> str:
 
 def write_report(path: str | Path, meta: dict[str, Any], results: list[RunResult] | None = None,
                  comparison: baseline.Comparison | None = None, checks: list | None = None) -> None:
-    """The page written to `path`; a name UTF-8 cannot encode (a net file's path in another encoding, which
-    the file system keeps as surrogates) is escaped as \\udcXX, as the JSON escapes it."""
-    text = render_report(meta, results, comparison, checks)
+    write_page(path, render_report(meta, results, comparison, checks))
+
+
+def write_page(path: str | Path, text: str) -> None:
+    """An HTML page written to `path`; a name UTF-8 cannot encode (a net file's path in another encoding,
+    which the file system keeps as surrogates) is escaped as \\udcXX, as the JSON escapes it."""
     with atomic_write(path, "w") as f:
         f.write(text.encode("utf-8", "backslashreplace").decode("utf-8"))

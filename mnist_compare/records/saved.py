@@ -162,6 +162,11 @@ def group_key(run: dict[str, Any]) -> tuple:
     return run["name"], tuple(sorted((key, json.dumps(value)) for key, value in run["hyperparameters"].items()))
 
 
+def setting_of(pairs: tuple) -> dict[str, Any]:
+    """A group key's hyperparameter pairs (group_key) back as the setting they came from."""
+    return {key: json.loads(value) for key, value in pairs}
+
+
 def machine_of(meta: dict[str, Any]) -> tuple | None:
     """What makes two timings comparable: CPU model, core count and BLAS kernels; None when not recorded."""
     blas = (meta.get("machine") or {}).get("blas")
