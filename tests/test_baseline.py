@@ -332,7 +332,7 @@ def test_the_paired_interval_and_test_match_a_textbook_example():
     drug_1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0]
     drug_2 = [1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4]
     differences = stats.paired_differences(drug_2, drug_1)
-    low, high = stats.paired_interval(differences)
+    low, high = stats.mean_interval(differences)
     assert (low, high) == pytest.approx((0.700, 2.460), abs=5e-4)
     verdict = stats.paired_three_way(differences, 0.5)  # beyond +0.5: t = (1.58 - 0.5) / (1.230 / sqrt 10) = 2.777
     assert verdict.region == "better" and verdict.p == pytest.approx(0.01076, abs=5e-5)  # one-sided, 9 df

@@ -116,9 +116,8 @@ class RepeatRule:
         return [{"setting": list(setting), "stopped": why} for setting, why in self.stopped.items()]
 
 
-def half_width(values: list[float], level: float = 0.95) -> float:
-    """t(level, n - 1) s / sqrt(n): the half-width of the mean's interval; 0 for values all equal."""
-    if len(values) < 2:
-        return math.inf
-    n, s = len(values), statistics.stdev(values)
-    return 0.0 if s == 0 else float(stats.scipy_stats().t.ppf((1 + level) / 2, n - 1)) * s / math.sqrt(n)
+def half_width(values: list[float]) -> float:
+    """t(0.975, n - 1) s / sqrt(n): the half-width of the mean's 95% interval (stats.mean_interval); 0 for
+    values all equal, infinite for one value."""
+    interval = stats.mean_interval(values)
+    return math.inf if interval is None else (interval[1] - interval[0]) / 2

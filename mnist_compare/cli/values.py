@@ -102,9 +102,7 @@ def writable_output(ctx: click.Context, param: click.Parameter, value: str | Non
     required = {"plot": ".png", "report": ".html", "gradescope": ".json"}.get(param.name or "")
     if required and path.suffix.lower() != required:
         raise click.BadParameter(f"{value}: it is written as {required[1:].upper()}, so the suffix must be {required}")
-    directory, target = looked_up(path.parent), looked_up(path)
-    if directory is None or not stat.S_ISDIR(directory.st_mode) or not os.access(path.parent, os.W_OK) \
-            or (target is not None and stat.S_ISDIR(target.st_mode)):
+    if not writable_directory(path.parent) or is_directory(path):
         raise click.BadParameter(f"{value}: cannot write there (directory missing or not writable)")
     return str(path.absolute())  # written where it was meant even if a user's net changes directory
 
@@ -142,13 +140,21 @@ def history_directory(ctx: click.Context, param: click.Parameter, value: str | N
     if value is None:
         return None
     path = Path(value).expanduser().absolute()
-    found, parent = looked_up(path), looked_up(path.parent)
-    if found is not None and not stat.S_ISDIR(found.st_mode):
+    exists = looked_up(path) is not None
+    if exists and not is_directory(path):
         raise click.BadParameter(f"{value}: not a directory")
-    writable = path if found is not None else path.parent
-    if (found is None and (parent is None or not stat.S_ISDIR(parent.st_mode))) or not os.access(writable, os.W_OK):
+    if not writable_directory(path if exists else path.parent):
         raise click.BadParameter(f"{value}: cannot save there (no such directory's parent, or not writable)")
     return str(path)
+
+
+def is_directory(path: Path) -> bool:
+    found = looked_up(path)
+    return found is not None and stat.S_ISDIR(found.st_mode)
+
+
+def writable_directory(path: Path) -> bool:
+    return is_directory(path) and os.access(path, os.W_OK)
 
 
 def looked_up(path: Path) -> os.stat_result | None:
@@ -182,8 +188,7 @@ def existing_directory(ctx: click.Context, param: click.Parameter, value: str | 
     if value is None:
         return None
     path = Path(value).expanduser()
-    found = looked_up(path)
-    if found is not None and stat.S_ISDIR(found.st_mode):
+    if is_directory(path):
         return str(path)
     if ctx.get_parameter_source(param.name) == ParameterSource.ENVIRONMENT:
         raise click.UsageError(f"MNIST_DATA_DIR={value}: directory does not exist")

@@ -21,7 +21,13 @@ import numpy as np
 
 from mnist_compare.data.idx import MnistDataError, Split, check_split, one_hot
 from mnist_compare.nets.contract import weights_are_finite
-from mnist_compare.nets.keras_backends import TorchPool, backend_threads, backend_versions, import_keras
+from mnist_compare.nets.keras_backends import (
+    TorchPool,
+    backend_threads,
+    backend_versions,
+    current_backend,
+    import_keras,
+)
 from mnist_compare.nets.threads import ThreadChooser
 from mnist_compare.records.results import EpochCallback, TrainingDiverged
 from mnist_compare.records.spec import DEFAULT_OPTIMIZER, EVAL_CHUNK, NUM_CLASSES, OptimizerSettings, RunSpec
@@ -168,7 +174,7 @@ class KerasNet:
         loss or weight."""
         watcher = epoch_callback(on_epoch_end)
         callbacks = [watcher]
-        if import_keras().backend.backend() == "torch" and self.blas_threads != "all":
+        if current_backend() == "torch" and self.blas_threads != "all":
             self.threads = ThreadChooser(None if self.blas_threads == "auto" else self.blas_threads, TorchPool())
             callbacks.append(load_following_threads(self.threads))
         with self.threads or contextlib.nullcontext():

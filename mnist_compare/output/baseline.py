@@ -51,7 +51,7 @@ class RowComparison:
     @property
     def interval(self) -> tuple[float, float] | None:
         if self.paired is not None:
-            return stats.paired_interval(self.paired)
+            return stats.mean_interval(self.paired)
         return stats.difference_interval(self.new_accuracy, self.base_accuracy)
 
     @property
@@ -207,7 +207,7 @@ def row_record(row: RowComparison) -> dict[str, Any]:
             "runs_new": len(row.new_accuracy), "paired": row.paired is not None,
             "paired_seeds": len(row.paired) if row.paired is not None else 0, "accuracy_difference_pp": row.difference,
             "test_loss_difference": statistics.fmean(loss) if loss else None,
-            "test_loss_interval": list(stats.paired_interval(loss) or []) or None if loss else None,
+            "test_loss_interval": list(stats.mean_interval(loss) or []) or None if loss else None,
             "accuracy_interval_pp": list(interval) if interval else None, **verdict_record("accuracy", row.accuracy),
             "time_ratio": ratio, "time_ratio_sigma": sigma, **verdict_record("time", row.time)}
 

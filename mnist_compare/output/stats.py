@@ -135,14 +135,14 @@ def paired_three_way(differences: list[float], margin: float) -> Verdict:
     return Verdict(region, max(p(-margin, "greater"), p(margin, "less")))
 
 
-def paired_interval(differences: list[float], level: float = 0.95) -> tuple[float, float] | None:
-    """The paired t interval of the mean difference (scipy's ttest_1samp(...).confidence_interval); a point
-    when every difference is the same, None with one seed."""
-    if len(differences) < 2:
+def mean_interval(values: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """The t interval of the values' mean (scipy's ttest_1samp(...).confidence_interval): of per-seed
+    differences, the paired interval. A point when every value is the same, None with one value."""
+    if len(values) < 2:
         return None
-    if statistics.pvariance(differences) == 0:
-        return differences[0], differences[0]
-    interval = scipy_stats().ttest_1samp(differences, 0.0).confidence_interval(level)
+    if statistics.pvariance(values) == 0:
+        return values[0], values[0]
+    interval = scipy_stats().ttest_1samp(values, 0.0).confidence_interval(level)
     return float(interval.low), float(interval.high)
 
 
