@@ -108,11 +108,12 @@ def write_history_entry(directory: str, results: list[RunResult], meta: dict,
     """--history DIR: the results JSON saved as DIR/<date>_<commit>[-dirty].json (history.entry_name)."""
     from mnist_compare.output.history import entry_name
 
-    path = os.path.join(directory, entry_name(meta))
+    name = entry_name(meta)
+    path = os.path.join(directory, name)
     for copy in range(2, 100):  # two runs of one commit within a second: both kept
         if not os.path.exists(path):
             break
-        path = os.path.join(directory, entry_name(meta).replace(".json", f"-{copy}.json"))
+        path = os.path.join(directory, name.replace(".json", f"-{copy}.json"))
 
     def save() -> None:
         os.makedirs(directory, exist_ok=True)
