@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,7 +91,8 @@ def test_the_report_holds_the_table_with_relative_verdicts_figures_and_machine(b
     assert page.locator("#confusion table").count() == 4
     assert "Holm's correction" in page.locator("#baseline").inner_text()
     assert "only in this run" in page.locator("#baseline").inner_text()  # hidden 64 is not in the baseline
-    assert "blas" in page.locator("#machine pre").inner_text()
+    machine = page.locator("#machine table").inner_text()
+    assert "BLAS" in machine and "openblas" in machine and "numpy" in machine and "site-packages" not in machine
     assert page.locator("script").count() == 0 and page.locator("link").count() == 0
     page.close()
 
@@ -108,3 +111,43 @@ def test_a_check_report_holds_the_check_table(browser, tmp_path):
 def test_a_report_path_must_end_in_html(tmp_path):
     done = mnist_compare("--report", tmp_path / "report.pdf", "--number_epochs", "1")
     assert done.returncode == 2 and "must be .html" in done.stderr
+
+
+def test_the_readmes_ci_report_is_paste_ready(browser, tmp_path):
+    """The README's CI example (its two steps, smaller), typed with relative paths in the run's directory: a
+    title, a one-sentence summary on top, the command as typed, only the options given (the others folded),
+    no absolute path anywhere, numbered captioned figures each with its PNG, coloured verdicts, and a print
+    stylesheet that hides the PNG links."""
+    quick = ["--compare_nets", "--hidden_size", "32", "--number_epochs", "2", "--repeats", "2", "--seed", "1"]
+    base = subprocess.run([sys.executable, "-m", "mnist_compare", *quick, "--quiet", "--output", "base.json"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert base.returncode == 0, base.stderr
+    done = subprocess.run([sys.executable, "-m", "mnist_compare", *quick, "--baseline", "base.json", "--margin", "0.5",
+                           "--max_slowdown", "25", "--output", "new.json", "--report", "report.html", "--report_title",
+                           "Net vs Keras, seed 1", "--quiet"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode in (0, 8), done.stderr
+    html = (tmp_path / "report.html").read_text()
+    assert str(tmp_path) not in html and sys.prefix not in html and "/home/" not in html
+    page, messages, requests = open_page(browser, tmp_path / "report.html", tmp_path / "report.png")
+    assert messages == [] and requests == [(tmp_path / "report.html").as_uri()]
+    assert page.title() == "Net vs Keras, seed 1" and page.locator("h1").inner_text() == "Net vs Keras, seed 1"
+    summary = page.locator("p.summary").inner_text()
+    assert summary.startswith("my_net trained") and "keras_net" in summary and "regression" in summary
+    command = page.locator("#command pre").inner_text()
+    assert command.startswith("python -m mnist_compare --compare_nets") and "--report report.html" in command
+    shown = page.locator("#settings > table td").all_inner_texts()
+    assert {"hidden_size", "repeats", "baseline", "report_title", "seed"} <= set(shown)
+    assert "blas_threads" not in shown and "blas_threads" in page.locator("#settings details").text_content()
+    captions = page.locator("figcaption").all_inner_texts()
+    assert captions[0].startswith("Figure 1. Training loss and accuracy per epoch") and captions[1].startswith(
+        "Figure 2. Time per epoch")
+    links = page.locator("figcaption a.png")
+    assert links.count() == 2 and links.first.get_attribute("download") == "figure-1.png"
+    assert links.first.get_attribute("href").startswith("data:image/png;base64,iVBORw0KGgo")  # the PNG signature
+    assert page.locator("#baseline td.same, #baseline td.better, #baseline td.worse, "
+                        "#baseline td.inconclusive").count() >= 2  # accuracy and speed, per net
+    assert links.first.is_visible()
+    page.emulate_media(media="print")
+    assert not links.first.is_visible() and page.locator("figure").first.is_visible()
+    page.close()

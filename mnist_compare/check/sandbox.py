@@ -228,13 +228,17 @@ def remote_class(net: str, limits: Limits) -> type[RemoteNet]:
     methods and its constructor's parameters."""
     become_subreaper()
     target, _, name = net.rpartition(":")
+    absolute = os.path.abspath(os.path.expanduser(target))
     if target.endswith(SOURCE_SUFFIXES):  # the room works in a directory of its own
-        net = f"{os.path.abspath(os.path.expanduser(target))}:{name}"
-    room = Room(net, limits)
+        net = f"{absolute}:{name}"
     try:
-        info = room.info[0]
-    finally:
-        room.close()
+        room = Room(net, limits)
+        try:
+            info = room.info[0]
+        finally:
+            room.close()
+    except NetLoadError as err:  # said with the path as typed, not the one the room was given
+        raise NetLoadError(str(err).replace(absolute, target)) from None
     attributes = {"net": net, "limits": limits, "name": info["name"],
                   "__signature__": inspect.Signature([inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
                                                       for p in info["parameters"]])}

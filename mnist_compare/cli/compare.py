@@ -40,13 +40,13 @@ COMPARE_FILE = click.Path(exists=True, dir_okay=False)
 @judging("Write the comparison to a .md, .csv or .json file; repeatable.",
          "The comparison and both files' identity as one self-contained HTML page.")
 def compare_command(base_json: str, new_json: str, margin: float, max_slowdown: float, table_format: str,
-                    output: tuple[str, ...], report: str | None) -> None:
+                    output: tuple[str, ...], report: str | None, report_title: str | None) -> None:
     with outcome.internal_errors_reported(verbose=False):
-        sys.exit(compare(base_json, new_json, margin, max_slowdown, table_format, output, report))
+        sys.exit(compare(base_json, new_json, margin, max_slowdown, table_format, output, report, report_title))
 
 
 def compare(base_json: str, new_json: str, margin: float, max_slowdown: float, table_format: str = "github",
-            output: tuple[str, ...] = (), report: str | None = None) -> int:
+            output: tuple[str, ...] = (), report: str | None = None, report_title: str | None = None) -> int:
     """The comparison of two results files printed and written; the exit code (0, 8, or 2, 4, 5)."""
     try:
         comparison = baseline.compare(saved.read_results(base_json), saved.read_results(new_json), margin,
@@ -58,5 +58,5 @@ def compare(base_json: str, new_json: str, margin: float, max_slowdown: float, t
                                   "max_slowdown": 100 * max_slowdown}), "machine": comparison.new.meta.get("machine")}
     written = all([outcome.attempted(path, lambda p=path: files.write_comparison(p, comparison, meta))
                    for path in output])
-    written &= outcome.write_report(report, meta, comparison=comparison)
+    written &= outcome.write_report(report, meta, report_title or "mnist-compare comparison", comparison=comparison)
     return outcome.judged_exit(files.render_comparison(comparison, table_format), written, comparison.regression)

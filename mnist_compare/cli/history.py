@@ -36,13 +36,13 @@ Example, in CI after each commit's run:
 @judging("Write the steps to a .md, .csv or .json file; repeatable.",
          "The steps and a trend plot per net and setting as one self-contained HTML page.")
 def history_command(directory: str, margin: float, max_slowdown: float, table_format: str,
-                    output: tuple[str, ...], report: str | None) -> None:
+                    output: tuple[str, ...], report: str | None, report_title: str | None) -> None:
     with outcome.internal_errors_reported(verbose=False):
-        sys.exit(show_history(directory, margin, max_slowdown, table_format, output, report))
+        sys.exit(show_history(directory, margin, max_slowdown, table_format, output, report, report_title))
 
 
 def show_history(directory: str, margin: float, max_slowdown: float, table_format: str = "github",
-                 output: tuple[str, ...] = (), report: str | None = None) -> int:
+                 output: tuple[str, ...] = (), report: str | None = None, report_title: str | None = None) -> int:
     """The history printed and written; the exit code (0, 8, or 2, 4, 5)."""
     try:
         judged = history.judge(history.read_history(directory), margin, max_slowdown)
@@ -54,6 +54,6 @@ def show_history(directory: str, margin: float, max_slowdown: float, table_forma
     if report is not None:
         from mnist_compare.output.history_report import write_history_report
 
-        written &= outcome.attempted(report, lambda: write_history_report(report, meta, judged),
+        written &= outcome.attempted(report, lambda: write_history_report(report, meta, judged, report_title),
                                      (OSError, UnicodeError, ValueError))
     return outcome.judged_exit(files.render_history(judged, table_format), written, judged.regression)

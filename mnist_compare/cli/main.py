@@ -20,6 +20,7 @@ from mnist_compare.check.checks import DEFAULT_WEIGHTS
 from mnist_compare.check.sandbox import Limits, remote_class
 from mnist_compare.cli import outcome
 from mnist_compare.cli.compare import compare_command
+from mnist_compare.cli.example import example_command
 from mnist_compare.cli.grade import grade_command
 from mnist_compare.cli.history import history_command
 from mnist_compare.cli.modes import MODES, Made
@@ -50,6 +51,7 @@ Examples:
   mnist-compare --compare_nets --repeats 3 --baseline base.json --report report.html
   mnist-compare compare base.json new.json      (two saved results files; --help for its options)
   mnist-compare grade submissions/ --output grades.csv   (a class's submissions; --help for its options)
+  mnist-compare example student_net > student_net.py     (an example network to start from)
 """
 
 
@@ -70,8 +72,9 @@ def main(ctx: click.Context, **params: object) -> None:
     try:
         params["net_type"] = net_loaded(params["net_type"], params["check"], params["check_timeout"],
                                         params["check_memory"])
-    except NetLoadError as err:
-        raise click.BadParameter(str(err), ctx=ctx, param_hint="'--net_type'") from None
+    except NetLoadError as err:  # the net's file, not the command line, is wrong: one line, no usage block
+        outcome.error(f"--net_type {err}")
+        sys.exit(outcome.EXIT_USAGE)
     sys.exit(command(Options(**params, given=given)))
 
 
@@ -86,6 +89,7 @@ def net_loaded(choice: NetChoice, check: bool, seconds: float, memory: int) -> N
 main.add_command(compare_command)
 main.add_command(grade_command)
 main.add_command(history_command)
+main.add_command(example_command)
 
 
 def given_from(source: ParameterSource | None) -> str | None:
@@ -126,10 +130,10 @@ def baseline_file(path: str | None) -> saved.SavedRuns | None:
 def finish_checks(options: Options, plan: Plan, checks: list, guard: SignalGuard) -> int:
     """--check's table printed and written (the checks a signal stopped marked INTERRUPTED): 7 when any
     check failed, 5 when an output could not be written, 128 + N when signal N stopped it."""
-    meta = files.run_metadata(options.recorded(plan.seed), options.net_type.net)
+    meta = files.run_metadata(options.recorded(plan.seed), options.net_type.net, options.given)
     weights = options.check_weights or DEFAULT_WEIGHTS
     written = outcome.write_checks(checks, meta, options.output)
-    written &= outcome.write_report(options.report, meta, checks=checks)
+    written &= outcome.write_report(options.report, meta, options.report_title, checks=checks)
     written &= outcome.write_gradescope(options.gradescope, weights, checks, options.net_type.text)
     stdout = outcome.Stdout()
     stdout.echo(report.render_checks(checks, options.table_format))
@@ -146,7 +150,7 @@ def finish(options: Options, plan: Plan | None, made: Made, guard: SignalGuard) 
     code that says how the run ended. `plan` is None when a signal came while planning."""
     results = made.results
     seed, load_before = (plan.seed, plan.load_before) if plan else (options.seed, None)
-    meta = {**files.run_metadata(options.recorded(seed), options.net_type.net),
+    meta = {**files.run_metadata(options.recorded(seed), options.net_type.net, options.given),
             "machine": machine_record(load_before or load_average()),
             **({"profiles": made.profiles} if made.profiles is not None else {}),
             **({"repeats_auto": made.repeats_auto} if made.repeats_auto is not None else {})}
@@ -156,7 +160,8 @@ def finish(options: Options, plan: Plan | None, made: Made, guard: SignalGuard) 
         written &= outcome.write_history_entry(options.history, results, meta, comparison)
     if options.plot and results:
         written &= outcome.write_plot(results, options.plot, plot_title(options))
-    written &= outcome.write_report(options.report, meta, results=results, comparison=comparison)
+    written &= outcome.write_report(options.report, meta, options.report_title, results=results,
+                                    comparison=comparison)
     if results:
         stdout = outcome.Stdout()
         outcome.print_results(stdout, results, options.table_format, options.confusion)

@@ -20,11 +20,25 @@ Decorator = Callable[[Callable], Callable]
 
 
 class SectionedOption(click.Option):
-    """A Click option that knows its section of --help ("What to train", "Outputs", ...)."""
+    """A Click option that knows its section of --help ("What to train", "Outputs", ...), and names its value
+    in words (N, X, DIR) where Click would print its type's name (INTEGER RANGE, FLOAT RANGE, DIRECTORY)."""
 
     def __init__(self, *args, section: str, **kwargs):
         super().__init__(*args, **kwargs)
         self.section = section
+        if self.metavar is None and not self.is_flag and not isinstance(self.type, click.Choice):
+            self.metavar = value_name(self.type)
+
+
+def value_name(kind: click.ParamType) -> str:
+    """The metavar of an option of type `kind`: N for whole numbers, X for real ones, DIR / FILE / PATH."""
+    if isinstance(kind, click.types.IntParamType):
+        return "N"
+    if isinstance(kind, click.types.FloatParamType):
+        return "X"
+    if isinstance(kind, click.Path):
+        return "DIR" if not kind.file_okay else "FILE" if not kind.dir_okay else "PATH"
+    return "TEXT"
 
 
 def section(title: str, *declared: tuple[tuple, dict]) -> Decorator:
@@ -125,10 +139,12 @@ outputs = section(
     option("--report", type=click.Path(dir_okay=False), callback=values.writable_output, metavar="PATH.html",
            help="One self-contained HTML page: command, settings, table, verdicts, curves, time per epoch, "
                 "confusion matrices, checks, the baseline comparison and the machine (no script, no network)."),
-    option("--min_test_accuracy", type=float, callback=values.accuracy_threshold,
+    option("--report_title", metavar="TEXT",
+           help="The HTML report's title, at its top and in the browser tab [default: mnist-compare report]."),
+    option("--min_test_accuracy", metavar="PCT", type=float, callback=values.accuracy_threshold,
            help="CI gate: exit 1 if a net's mean test accuracy over its repeats is below this; 97.5 (percent) and "
                 "0.975 mean the same. With --repeats, warns when the gate would fail a net like it > 5% of runs."),
-    option("--target_accuracy", type=float, callback=values.accuracy_threshold,
+    option("--target_accuracy", metavar="PCT", type=float, callback=values.accuracy_threshold,
            help="Report each net's training time to this test accuracy (evaluated after every epoch, not counted "
                 "in Time(s)); 97 and 0.97 mean the same."),
     option("--profile", is_flag=True,
@@ -166,7 +182,9 @@ def judging(output_help: str, report_help: str) -> Decorator:
                    option("--output", type=click.Path(dir_okay=False), callback=values.writable_outputs,
                           multiple=True, help=output_help),
                    option("--report", type=click.Path(dir_okay=False), callback=values.writable_output,
-                          metavar="PATH.html", help=report_help))
+                          metavar="PATH.html", help=report_help),
+                   option("--report_title", metavar="TEXT", help="The HTML report's title, at its top and in the "
+                                                                 "browser tab."))
 
 
 against_a_baseline = section(
@@ -227,25 +245,34 @@ def dashes_to_underscores(token: str) -> str:
     return token if token.startswith("-") and not token.startswith("--") else token.replace("-", "_")
 
 
-def format_sections(command: click.Command, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-    """The command's options in --help, by section."""
+def format_sections(command: click.Command, ctx: click.Context, formatter: click.HelpFormatter,
+                    extra: dict[str, list[tuple[str, str]]] | None = None) -> None:
+    """The command's options in --help, by section, then the `extra` sections (a group's commands), all with
+    their second column at one place on the page (Click aligns each section on its own)."""
     sections: dict[str, list[tuple[str, str]]] = {}
     for param in command.get_params(ctx):
         record = None if isinstance(param, click.Argument) else param.get_help_record(ctx)
         if record is not None:
             sections.setdefault(getattr(param, "section", "Other"), []).append(record)
+    sections.update(extra or {})
+    width = min(HELP_TERM_WIDTH, max(len(term) for rows in sections.values() for term, _ in rows))
     for title, rows in sections.items():
         with formatter.section(title):
-            formatter.write_dl(rows)
+            formatter.write_dl([(term.ljust(width), text) for term, text in rows], col_max=width)
+
+
+HELP_TERM_WIDTH = 30  # an option's name and value wider than this puts its help on the next line
 
 
 class SectionedGroup(click.Group):
     """The command group whose default (no command named) trains: its --help lists the training options by
-    section, after the examples of its docstring, then the commands (compare, grade)."""
+    section, after the examples of its docstring, then the commands (compare, grade, ...)."""
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        format_sections(self, ctx, formatter)
-        self.format_commands(ctx, formatter)
+        commands = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
+        limit = formatter.width - 6 - HELP_TERM_WIDTH
+        rows = [(name, command.get_short_help_str(limit)) for name, command in commands if not command.hidden]
+        format_sections(self, ctx, formatter, {"Commands": rows} if rows else None)
 
 
 class SectionedCommand(click.Command):

@@ -127,13 +127,15 @@ def write_checks(checks: list, meta: dict, outputs: tuple[str, ...]) -> bool:
     return all([attempted(path, lambda p=path: files.write_checks(p, checks, meta)) for path in outputs])
 
 
-def write_report(path: str | None, meta: dict, **parts) -> bool:
+def write_report(path: str | None, meta: dict, title: str | None = None, **parts) -> bool:
     """The --report HTML page (html_report.py) of what `parts` holds; True when there is none to write."""
     from mnist_compare.output import html_report
 
     if path is None:
         return True
-    return attempted(path, lambda: html_report.write_report(path, meta, **parts), (OSError, UnicodeError, ValueError))
+    title = title or html_report.DEFAULT_TITLE
+    return attempted(path, lambda: html_report.write_report(path, meta, **parts, title=title),
+                     (OSError, UnicodeError, ValueError))
 
 
 def write_plot(results: list[RunResult], path: str, title: str) -> bool:

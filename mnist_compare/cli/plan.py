@@ -57,6 +57,7 @@ class Options:
     eval_every_epoch: bool
     confusion: bool
     report: str | None
+    report_title: str | None
     profile: bool
     min_test_accuracy: float | None
     target_accuracy: float | None
@@ -134,7 +135,8 @@ def make_plan(options: Options, read_baseline: Callable[[str | None], SavedRuns 
         raise click.UsageError("--paired needs --compare_nets (it pairs the two nets)")
     refusals.refuse_without_what_they_need(options.given, {"baseline": options.baseline is not None,
                                                            "repeats_auto": options.repeats == "auto",
-                                                           "check": options.check})
+                                                           "check": options.check,
+                                                           "report": options.report is not None})
     base = read_baseline(options.baseline)
     refusals.refuse_oversized(options.hidden_size, options.batch_size)
     seed = checked_seed(options.seed, options.planned_repeats, secrets.randbelow)

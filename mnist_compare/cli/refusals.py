@@ -79,7 +79,7 @@ def refuse_without_what_they_need(given: Mapping[str, str], options_given: dict[
              "gradescope": ("check", "--check"), "check_weights": ("check", "--check"),
              "check_timeout": ("check", "--check"), "check_memory": ("check", "--check"),
              "precision": ("repeats_auto", "--repeats auto"), "max_repeats": ("repeats_auto", "--repeats auto"),
-             "budget": ("repeats_auto", "--repeats auto")}
+             "budget": ("repeats_auto", "--repeats auto"), "report_title": ("report", "--report PATH.html")}
     for name, (needed, spelled) in needs.items():
         if not options_given[needed] and given.get(name) == COMMAND_LINE:
             raise click.UsageError(f"--{name} has no effect without {spelled}")

@@ -16,7 +16,7 @@ from tabulate import tabulate
 from mnist_compare.check.checks import CHECK_NAMES
 from mnist_compare.grade.grader import Graded
 from mnist_compare.output import plots
-from mnist_compare.output.html_report import figure, header, page, section, settings_table
+from mnist_compare.output.html_page import Figures, coloured_verdicts, header, page, section, settings_section
 from mnist_compare.output.report import render_checks
 from mnist_compare.records.results import atomic_write
 
@@ -31,7 +31,7 @@ def score_histogram(rows: list[Graded]) -> str:
     ax.set_ylabel("submissions")
     ax.set_title(f"Scores of {len(rows)} submissions")
     fig.tight_layout()
-    return figure(fig, f"Histogram of the scores of {len(rows)} submissions")
+    return Figures().add(fig, f"The scores of {len(rows)} submissions, one bar per score reached.")
 
 
 def common_diagnosis(rows: list[Graded], name: str) -> tuple[int, str]:
@@ -59,14 +59,13 @@ def submissions_section(rows: list[Graded]) -> str:
     parts = []
     for row in rows:
         title = f"<h3>{escape(row.submission)}: {row.score:g} of {row.max_score:g}</h3>"
-        body = render_checks(row.checks, "html") if row.checks else f"<p>{escape(row.error)}</p>"
+        body = coloured_verdicts(render_checks(row.checks, "html")) if row.checks else f"<p>{escape(row.error)}</p>"
         parts.append(title + body)
     return section("Each submission", "\n".join(parts), "submissions")
 
 
 def render_grades_report(rows: list[Graded], meta: dict) -> str:
-    parts = [header(meta, "mnist-compare grades"), section("Settings", settings_table(meta.get("options", {})),
-                                                           "settings"),
+    parts = [header(meta, "mnist-compare grades"), settings_section(meta),
              section("Scores", score_histogram(rows), "scores"), class_section(rows), submissions_section(rows)]
     return page("mnist-compare grades", parts)
 

@@ -6,10 +6,11 @@
     dZ2 = (P - Y) / n      dW2 = H^T dZ2      db2 = sum_i dZ2
     dZ1 = (dZ2 W2^T) * [Z1 > 0]      dW1 = X^T dZ1      db1 = sum_i dZ1
 
-It implements mnist-compare's network contract, so the tool can train it beside Keras and check it:
+It implements mnist-compare's network contract, so the tool can train it beside Keras and check it (in a
+clone it is examples/student_net.py; `mnist-compare example student_net > student_net.py` writes it out):
 
-    python main.py --net_type examples/student_net.py:StudentNet --check
-    python main.py --net_type examples/student_net.py:StudentNet --compare_nets --number_epochs 5
+    mnist-compare --net_type student_net.py:StudentNet --check
+    mnist-compare --net_type student_net.py:StudentNet --compare_nets --number_epochs 5
 """
 
 import numpy as np

@@ -75,8 +75,14 @@ def load_file(path: Path) -> object:
         with users_code():  # sys.exit or a KeyboardInterrupt of the file's own, too: one line, exit 2
             exec(code, module.__dict__)
     except Exception as err:
-        raise NetLoadError(f"{path}: importing it raised {described(err)}") from None
+        raise NetLoadError(f"{path}: importing it raised {described(err)}{line_of(err, path)}") from None
     return module
+
+
+def line_of(err: BaseException, path: Path) -> str:
+    """` (line N)`: the line of the file at `path` where `err` was raised last, so that a student finds it."""
+    lines = [frame.lineno for frame in traceback.extract_tb(err.__traceback__) if frame.filename == str(path)]
+    return f" (line {lines[-1]})" if lines else ""
 
 
 def load_module(name: str) -> object:

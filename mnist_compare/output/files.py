@@ -16,9 +16,9 @@ import os
 import platform
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -56,18 +56,38 @@ def cpu_name() -> str:
 
 
 def command_line() -> str:
-    """The command as a shell would take it back (shlex quoting); bytes that are not UTF-8 (a file name
-    in another encoding) become U+FFFD, so the line can be written into any results file."""
-    args = [arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for arg in sys.argv]
-    return shlex.join(args)
+    """The command as the user typed it and a shell would take it back (shlex quoting), led by the program's
+    name, not its path: `mnist-compare ...`, `python -m mnist_compare ...`, `python main.py ...`. Bytes that
+    are not UTF-8 (a file name in another encoding) become U+FFFD, so the line can be written into any file."""
+    args = [arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for arg in sys.argv[1:]]
+    return shlex.join([*program_name(sys.argv[0]), *args])
 
 
-def run_metadata(options: dict[str, Any], net: type | None = None) -> dict[str, Any]:
+def program_name(argv0: str) -> list[str]:
+    """How the user started the tool, from sys.argv[0]: the console script by its name, the package run with
+    -m, or a script by its path relative to the working directory (its name alone when it lies elsewhere)."""
+    path = Path(argv0)
+    if path.name == "__main__.py" and path.parent.name == "mnist_compare":
+        return ["python", "-m", "mnist_compare"]
+    if path.suffix != ".py":
+        return [path.name or "mnist-compare"]
+    if path.is_absolute():
+        try:
+            path = path.relative_to(Path.cwd())
+        except ValueError:
+            path = Path(path.name)
+    return ["python", str(path)]
+
+
+def run_metadata(options: dict[str, Any], net: type | None = None,
+                 given: Iterable[str] | None = None) -> dict[str, Any]:
     """What a reader needs to reproduce a results file: its identity (records/identity.py; `net` is the
-    --net_type class, whose file's SHA-256 it records), options, command line, libraries, machine, date."""
+    --net_type class, whose file's SHA-256 it records), options (and the names of those `given` on the command
+    line or in the environment, when known), command line, libraries, machine, date."""
     return {"tool": "mnist-compare", **(identity(net) if net is not None else {"tool_version": __version__}),
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "command_line": command_line(), "options": options, "libraries": library_versions(),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command_line": command_line(), "options": options,
+            **({"options_given": sorted(given)} if given is not None else {}), "libraries": library_versions(),
             "cpu": cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform()}
 
 

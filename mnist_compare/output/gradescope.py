@@ -20,9 +20,14 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
+import sys
 from pathlib import Path
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, before it joined the standard library
+    import tomli as tomllib
 
 from mnist_compare.records.results import atomic_write
 from mnist_compare.system.reading import MIB, FileRefused, read_text

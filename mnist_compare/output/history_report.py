@@ -14,7 +14,7 @@ from typing import Any
 from tabulate import tabulate
 
 from mnist_compare.output import baseline, history, plots
-from mnist_compare.output.html_report import bullet_list, figure, header, page, section, write_page
+from mnist_compare.output.html_page import Figures, bullet_list, header, page, section, write_page
 from mnist_compare.records.saved import setting_of
 
 MARKS = {"worse": ("x", "tab:red"), "better": ("o", "tab:green")}
@@ -45,25 +45,25 @@ def trend_figure(series: dict[str, list], title: str):
     return fig
 
 
-def render_history_report(meta: dict[str, Any], judged: history.History) -> str:
+def render_history_report(meta: dict[str, Any], judged: history.History, title: str = "mnist-compare history") -> str:
     headers, rows = history.history_rows(judged)
     lines = history.history_lines(judged)
     outcome = f'<p class="{"regression" if judged.regression else "meta"}">{escape(lines[-1])}</p>'
     table = tabulate(rows, headers=headers, tablefmt="html", disable_numparse=True)
-    figures = []
+    figures, numbered = [], Figures()
     for key in judged.keys:
         name, pairs = key
-        setting = baseline.format_setting(setting_of(pairs))
-        title = f"{name}: {setting}"
-        figures.append(f"<figure>{figure(trend_figure(history.trend(judged, key), title), title)}"
-                       f"<figcaption>{escape(title)}: mean test accuracy and time per entry</figcaption></figure>")
+        title = f"{name}: {baseline.format_setting(setting_of(pairs))}"
+        figures.append(numbered.add(trend_figure(history.trend(judged, key), title),
+                                    f"{title}: mean test accuracy and time per entry."))
     entries = [f"{i + 1}: {e.label} ({e.meta.get('date')}, {history.commit_of(e)})"
                for i, e in enumerate(judged.entries)]
-    parts = [header(meta, "mnist-compare history"),
+    parts = [header(meta, title, lines[-1]),
              section("Steps between entries", table + bullet_list(lines[:-1]) + outcome, "steps"),
              section("Trends", "\n".join(figures), "trends"), section("Entries", bullet_list(entries), "entries")]
-    return page("mnist-compare history", parts)
+    return page(title, parts)
 
 
-def write_history_report(path: str | Path, meta: dict[str, Any], judged: history.History) -> None:
-    write_page(path, render_history_report(meta, judged))
+def write_history_report(path: str | Path, meta: dict[str, Any], judged: history.History,
+                         title: str | None = None) -> None:
+    write_page(path, render_history_report(meta, judged, title or "mnist-compare history"))

@@ -1,14 +1,13 @@
-"""`--report report.html`: one self-contained page (no script, no font, no request: figures are SVG data
-URIs, styles inline) with the command and settings, the table with its Relative column, the verdicts,
-learning curves, time per epoch, confusion matrices, --check's table, a baseline comparison and the machine.
+"""`--report report.html`: one page a user can paste (output/html_page.py's parts): a title, a one-sentence
+summary of the verdicts, the command as typed, the options given, the table with its Relative column, the
+verdicts, the comparison against a baseline and --check's table with coloured verdict cells, numbered learning
+curves and times per epoch, confusion matrices, and the machine as a short table.
 
 Not for: the text of tables (report.py) or statistics (verdict.py, baseline.py).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -16,53 +15,21 @@ from typing import Any
 from tabulate import tabulate
 
 from mnist_compare.output import baseline, plots
+from mnist_compare.output.html_page import (
+    DEFAULT_TITLE,
+    Figures,
+    bullet_list,
+    coloured_verdicts,
+    header,
+    machine_section,
+    page,
+    section,
+    settings_section,
+    write_page,
+)
 from mnist_compare.output.report import render_checks, render_profile, render_table, summary_lines, varying_settings
 from mnist_compare.output.verdict import grouped, timing_warnings
-from mnist_compare.records.results import RunResult, atomic_write
-
-STYLE = """
-body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em; padding: 0 1em; color: #222; }
-h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 0.5em 0; } th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; }
-th { background: #f3f3f3; } td { text-align: right; } td:first-child { text-align: left; }
-pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; } .meta { color: #555; }
-img { max-width: 100%; } .figures { display: flex; flex-wrap: wrap; align-items: flex-start; }
-.figures img:first-child { max-width: 66%; } .figures img:last-child { max-width: 33%; }
-.warning { color: #8a4b00; } .regression { color: #a00; font-weight: bold; }
-table.confusion td { min-width: 2.5em; font-size: 0.85em; }
-"""
-
-
-def section(title: str, body: str, anchor: str) -> str:
-    return f'<section id="{anchor}"><h2>{escape(title)}</h2>\n{body}\n</section>'
-
-
-def bullet_list(lines: list[str], css: str = "") -> str:
-    if not lines:
-        return ""
-    items = "".join(f"<li>{escape(line)}</li>" for line in lines)
-    return f'<ul class="{css}">{items}</ul>' if css else f"<ul>{items}</ul>"
-
-
-def figure(fig, alt: str) -> str:
-    """An <img> holding the figure as an SVG data URI (its own ids stay inside it)."""
-    data = base64.b64encode(plots.figure_bytes(fig, "svg")).decode("ascii")
-    return f'<img alt="{escape(alt)}" src="data:image/svg+xml;base64,{data}">'
-
-
-def header(meta: dict[str, Any], title: str) -> str:
-    commit = meta.get("git_commit")
-    source = f"; git {commit[:12]}{' (with uncommitted changes)' * bool(meta.get('git_dirty'))}" if commit else ""
-    return (f"<h1>{escape(title)}</h1>\n<p class=\"meta\">mnist-compare {escape(str(meta.get('tool_version')))}"
-            f"{escape(source)}; {escape(str(meta.get('date', '')))}</p>\n"
-            + section("Command", f"<pre>{escape(str(meta.get('command_line', '')))}</pre>", "command"))
-
-
-def settings_table(options: dict[str, Any], per_row: int = 3) -> str:
-    """Every option and its value, `per_row` pairs to a row so that the list stays short."""
-    pairs = [(key, value if isinstance(value, str) else json.dumps(value)) for key, value in options.items()]
-    rows = [sum(pairs[i:i + per_row], ()) for i in range(0, len(pairs), per_row)]
-    return tabulate(rows, headers=["Option", "Value"] * per_row, tablefmt="html")
+from mnist_compare.records.results import RunResult
 
 
 def results_section(results: list[RunResult]) -> str:
@@ -71,16 +38,19 @@ def results_section(results: list[RunResult]) -> str:
     return section("Results", body, "results")
 
 
-def curves_section(results: list[RunResult]) -> str:
+def curves_section(results: list[RunResult], figures: Figures) -> str:
+    """Per setting, the learning curves and the time per epoch, side by side, each a numbered figure."""
     vary = varying_settings(results)
-    images = []
+    rows = []
     for setting, runs in plots.by_setting(results, vary).items():
         label = plots.setting_label(vary, setting)
-        images.append('<div class="figures">'
-                      + figure(plots.learning_curves_figure(runs, label), f"learning curves {label}")
-                      + figure(plots.epoch_times_figure(runs, label), f"time per epoch {label}") + "</div>")
-    return section("Learning curves and time per epoch (mean over seeds, ± std shaded; test dashed)",
-                   "\n".join(images), "curves")
+        at = f" at {label}" * bool(label)
+        curves = figures.add(plots.learning_curves_figure(runs, label),
+                             f"Training loss and accuracy per epoch{at} (mean over seeds, ± std shaded; test "
+                             f"accuracy dashed when measured).")
+        times = figures.add(plots.epoch_times_figure(runs, label), f"Time per epoch{at}.")
+        rows.append(f'<div class="figures">{curves}{times}</div>')
+    return section("Learning curves and time per epoch", "\n".join(rows), "curves")
 
 
 def confusion_section(results: list[RunResult]) -> str:
@@ -117,52 +87,63 @@ def comparison_section(comparison: baseline.Comparison) -> str:
     headers, rows = baseline.comparison_rows(comparison)
     lines = baseline.comparison_lines(comparison)
     outcome = f'<p class="{"regression" if comparison.regression else ""}">{escape(lines[-1])}</p>'
-    body = tabulate(rows, headers=headers, tablefmt="html", disable_numparse=True) + bullet_list(lines[:-1]) + outcome
+    table = coloured_verdicts(tabulate(rows, headers=headers, tablefmt="html", disable_numparse=True))
+    body = table + bullet_list(lines[:-1]) + outcome
     return section("Against the baseline", body, "baseline")
 
 
-def machine_section(meta: dict[str, Any]) -> str:
-    keys = ("cpu", "cpu_count", "platform", "machine", "libraries", "net_file")
-    record = {key: meta[key] for key in keys if meta.get(key) is not None}
-    return section("Machine and libraries", f"<pre>{escape(json.dumps(record, indent=2))}</pre>", "machine")
-
-
 def render_report(meta: dict[str, Any], results: list[RunResult] | None = None,
-                  comparison: baseline.Comparison | None = None, checks: list | None = None) -> str:
+                  comparison: baseline.Comparison | None = None, checks: list | None = None,
+                  title: str = DEFAULT_TITLE) -> str:
     """The page: what was given of a training run's results, a comparison, or --check's checks."""
-    parts = [header(meta, "mnist-compare report")]
+    figures = Figures()
+    parts = [header(meta, title, summary_sentence(results, comparison, checks))]
     if meta.get("options"):
-        parts.append(section("Settings", settings_table(meta["options"]), "settings"))
+        parts.append(settings_section(meta))
     if results:
         parts.append(results_section(results))
     if comparison is not None:
         parts.append(comparison_section(comparison))
     if checks:
-        parts.append(section("Checks against the Keras twin", render_checks(checks, "html"), "checks"))
+        parts.append(section("Checks against the Keras twin", coloured_verdicts(render_checks(checks, "html")),
+                             "checks"))
     if results:
-        parts += [curves_section(results), confusion_section(results)]
+        parts += [curves_section(results, figures), confusion_section(results)]
     if meta.get("profiles"):
         tables = [render_profile(profile, "html").replace("\n", "", 1) for profile in meta["profiles"]]
         parts.append(section("Profile of one epoch (--profile)", "\n".join(tables), "profiles"))
     parts.append(machine_section(meta))
-    return page("mnist-compare report", parts)
+    return page(title, parts)
 
 
-def page(title: str, parts: list[str]) -> str:
-    """A self-contained HTML page of `parts` (sections), styled by STYLE."""
-    body = "\n".join(parts)
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
+def summary_sentence(results: list[RunResult] | None, comparison: baseline.Comparison | None,
+                     checks: list | None) -> str:
+    """The verdicts in one sentence: the nets against each other (or each net's accuracy and time), the
+    outcome against the baseline, and how many checks passed."""
+    parts = (summary_lines(results) or net_lines(results)) if results else []
+    if comparison is not None:
+        parts.append(baseline.comparison_lines(comparison)[-1].rstrip("."))
+    if checks:
+        failed = [c for c in checks if not c.passed]
+        parts.append(f"{len(checks) - len(failed)} of {len(checks)} checks passed"
+                     + (f", first failure: {failed[0].name}" if failed else ""))
+    return "; ".join(parts) + "." * bool(parts)
+
+
+def net_lines(results: list[RunResult]) -> list[str]:
+    """Per net and setting that finished: its mean test accuracy and training time."""
+    lines = []
+    for (_, name), runs in grouped(results).items():
+        done = [r for r in runs if r.finished]
+        if done:
+            accuracy = 100 * sum(r.test_accuracy for r in done) / len(done)
+            seconds = sum(r.train_time_s for r in done) / len(done)
+            lines.append(f"{name}: {accuracy:.2f} % test accuracy in {seconds:.2f} s"
+                         + f" (mean of {len(done)} runs)" * (len(done) > 1))
+    return lines
 
 
 def write_report(path: str | Path, meta: dict[str, Any], results: list[RunResult] | None = None,
-                 comparison: baseline.Comparison | None = None, checks: list | None = None) -> None:
-    write_page(path, render_report(meta, results, comparison, checks))
-
-
-def write_page(path: str | Path, text: str) -> None:
-    """An HTML page written to `path`; a name UTF-8 cannot encode (a net file's path in another encoding,
-    which the file system keeps as surrogates) is escaped as \\udcXX, as the JSON escapes it."""
-    with atomic_write(path, "w") as f:
-        f.write(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+                 comparison: baseline.Comparison | None = None, checks: list | None = None,
+                 title: str = DEFAULT_TITLE) -> None:
+    write_page(path, render_report(meta, results, comparison, checks, title))

@@ -116,11 +116,12 @@ def finish(fig, axes: tuple, title: str) -> None:
     fig.tight_layout()
 
 
-def figure_bytes(fig, image_format: str) -> bytes:
+def figure_bytes(fig, image_format: str, close: bool = True) -> bytes:
     """The figure as PNG or SVG bytes (SVG text as paths: no font to fetch), and the figure closed."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format=image_format, dpi=DPI)
-    pyplot().close(fig)
+    if close:
+        pyplot().close(fig)
     return buffer.getvalue()
 
 

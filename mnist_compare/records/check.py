@@ -5,16 +5,22 @@ measured against what bound, and for a failure the diagnosis. Not for: running t
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
+from enum import Enum
 
 
-class Status(StrEnum):
-    """How a check ended: it passed, failed, or a stop signal came first. A StrEnum, so results files and
-    tables carry its plain name ("PASS")."""
+class Status(str, Enum):
+    """How a check ended: it passed, failed, or a stop signal came first. A str, so results files and tables
+    carry its plain name ("PASS"); `str()` and f-strings give that name too, on Python 3.10 as on 3.11
+    (enum.StrEnum, which does so by itself, is 3.11+)."""
 
     PASS = "PASS"
     FAIL = "FAIL"
     INTERRUPTED = "INTERRUPTED"
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
 
 
 PASS, FAIL, INTERRUPTED = Status.PASS, Status.FAIL, Status.INTERRUPTED
