@@ -54,6 +54,17 @@ def test_model_trains_with_plain_sgd_on_mean_categorical_cross_entropy(model):
         -(math.log(0.5) + math.log(0.8)) / 2, rel=1e-6)
 
 
+def test_train_on_batch_returns_this_batchs_loss_before_its_step(mnist_subset):
+    """The contract's train_on_batch: the mean cross-entropy of this batch before the step, on every Keras
+    version (before 3.13, Keras' own returns the mean over every call since its metrics were reset)."""
+    X, y = mnist_subset[0], mnist_subset[1]
+    net = keras_net.KerasNet(784, 32, 10, 0.1, SEED)
+    for batch in (slice(0, 128), slice(128, 256), slice(256, 384)):
+        P = net.predict(X[batch])
+        before = float(-np.log(P[np.arange(128), y[batch]]).mean())
+        assert net.train_on_batch(X[batch], y[batch]) == pytest.approx(before, rel=1e-5)
+
+
 def test_initial_weights_are_glorot_uniform_with_zero_biases():
     keras_net.import_keras().utils.set_random_seed(0)
     W1, b1, W2, b2 = keras_net.build_model(300, 0.1).get_weights()

@@ -155,6 +155,9 @@ class KerasNet:
                 "thread_changes": self.threads.history if self.threads else None}
 
     def train_on_batch(self, X: np.ndarray, y: np.ndarray) -> float:
+        """One step on the batch; its loss. Keras before 3.13 returns the mean over every call since the
+        metrics were last reset, so they are reset first: this batch's loss on every version."""
+        self.model.reset_metrics()
         loss, _accuracy = self.model.train_on_batch(X, one_hot(y))
         return float(loss)
 

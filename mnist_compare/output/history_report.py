@@ -45,7 +45,8 @@ def trend_figure(series: dict[str, list], title: str):
     return fig
 
 
-def render_history_report(meta: dict[str, Any], judged: history.History, title: str = "mnist-compare history") -> str:
+def render_history_report(meta: dict[str, Any], judged: history.History,
+                          title: str = "mnist-compare history") -> str:
     headers, rows = history.history_rows(judged)
     lines = history.history_lines(judged)
     outcome = f'<p class="{"regression" if judged.regression else "meta"}">{escape(lines[-1])}</p>'
@@ -53,9 +54,9 @@ def render_history_report(meta: dict[str, Any], judged: history.History, title: 
     figures, numbered = [], Figures()
     for key in judged.keys:
         name, pairs = key
-        title = f"{name}: {baseline.format_setting(setting_of(pairs))}"
-        figures.append(numbered.add(trend_figure(history.trend(judged, key), title),
-                                    f"{title}: mean test accuracy and time per entry."))
+        label = f"{name}: {baseline.format_setting(setting_of(pairs))}"
+        figures.append(numbered.add(trend_figure(history.trend(judged, key), label),
+                                    f"{label}: mean test accuracy and time per entry."))
     entries = [f"{i + 1}: {e.label} ({e.meta.get('date')}, {history.commit_of(e)})"
                for i, e in enumerate(judged.entries)]
     parts = [header(meta, title, lines[-1]),

@@ -35,6 +35,7 @@ COMPARED_LIBRARIES = ("numpy", "scipy", "tensorflow", "keras")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 PACKAGE_PROBE = "__import__('mnist_compare').__version__"  # evaluated on each process of the cluster
 POLL_S = 2  # how often a sweep that waits looks at the cluster
+TIMEOUTS = (TimeoutError, asyncio.TimeoutError)  # one class from Python 3.11 on, two on 3.10
 STALL_S = 120  # a sweep with no worker at all for this long stops: its finished rows are kept
 
 
@@ -112,7 +113,8 @@ def connect(address: str, timeout_s: float = 5) -> Any:
         if not isinstance(identity, dict) or identity.get("type") != "Scheduler":
             raise ValueError(f"what answers is not a Dask scheduler ({str(identity)[:80]})")
         return Client(address, timeout=timeout_s)
-    except (OSError, TimeoutError, ValueError) as err:
+    except (OSError, *TIMEOUTS, ValueError, MemoryError) as err:  # MemoryError: distributed 2025.1 (the
+        # lower bound) reads a web server's reply as a frame length of exabytes
         raise ClusterError(f"--scheduler {address}: no Dask scheduler answered within {timeout_s:g} s "
                            f"({type(err).__name__}: {' '.join(str(err).split())[:200]})") from None
 
@@ -233,7 +235,7 @@ def collect(client: Any, futures: dict, jobs: list[list[RunSpec]], finished: dic
     while pending:
         try:
             done, pending = wait(pending, timeout=POLL_S, return_when="FIRST_COMPLETED")
-        except TimeoutError:
+        except TIMEOUTS:
             done = set()
         except Exception as err:  # Dask cancelled the futures (FuturesCancelledError): connection lost, restart
             if client.status == "running":
