@@ -1,7 +1,7 @@
 """Python 3.10, the oldest supported (Gradescope's Ubuntu 22.04 image has it): the wheel installs into a 3.10
 virtualenv under the lock that holds every dependency at its declared lower bound
 (requirements-lock-py310.txt), its command runs from another directory, and the fast tests pass there (the
-Gradescope autograder's among them). PyTorch is left out: its CPU build for 3.10 is not on PyPI.
+Gradescope autograder's among them, after its setup.sh). PyTorch is left out: its CPU build for 3.10 is not on PyPI.
 
 The fast tests run from this clone, so they test its code (the wheel's, built from it) with 3.10's
 interpreter and the oldest dependencies. One test, marked slow: about 2 minutes to install, 4 to test.
@@ -61,9 +61,21 @@ def test_the_wheel_installs_and_the_fast_tests_pass_on_python_310(tmp_path):
     installed = run(venv / "bin" / "python", "-m", "pip", "install", "-q", "-c", ROOT / "requirements-lock-py310.txt",
                     f"{wheel}[jax,dask,test]")
     assert installed.returncode == 0, installed.stderr[-3000:]
+    setup = autograder_setup(venv, wheel, tmp_path / "autograder")
+    assert setup.returncode == 0 and "mnist-compare" in run(venv / "bin" / "pip", "list").stdout, setup.stderr
     elsewhere = run(venv / "bin" / "mnist-compare", "--hidden_size", "8", "--number_epochs", "1", "--seed", "0",
                     "--compare_nets", "--quiet", cwd=tmp_path)
     assert elsewhere.returncode == 0 and "keras_net" in elsewhere.stdout, elsewhere.stderr
     tests = run(venv / "bin" / "python", "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider",
                 *(f"tests/{name}" for name in FAST))
     assert tests.returncode == 0, tests.stdout[-6000:]
+
+
+def autograder_setup(venv: Path, wheel: Path, folder: Path) -> subprocess.CompletedProcess:
+    """examples/gradescope/setup.sh as Gradescope runs it, with the venv's python3 (3.10) first on PATH and
+    the wheel in the autograder's source/ folder."""
+    (folder / "source").mkdir(parents=True)
+    shutil.copy(wheel, folder / "source" / wheel.name)
+    env = {**os.environ, "AUTOGRADER": str(folder), "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
+    return subprocess.run(["bash", str(ROOT / "examples" / "gradescope" / "setup.sh")], capture_output=True,
+                          text=True, timeout=900, env=env)
