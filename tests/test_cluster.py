@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -104,6 +105,22 @@ def test_a_sweep_on_the_cluster_gives_the_local_runs_results_with_a_host_per_row
             assert [run[f] for f in fields] == pytest.approx([mine[key][f] for f in fields], abs=1e-4), key
     assert "mean of per-job ratios on 1 host" in out.stdout
     assert "runs several Dask workers" in out.stderr  # two workers on this one machine: warned
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="mlflow is not installed")
+def test_a_sweep_on_the_cluster_is_logged_into_mlflow_from_the_client(scheduler, tmp_path):
+    import mlflow
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    done = subprocess.run([sys.executable, "main.py", "--compare_nets", "--hidden_size", "8", "--number_epochs", "1",
+                           "--repeats", "2", "--seed", "5", "--quiet", "--scheduler", scheduler, "--output",
+                           "mlflow://cluster"], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=["cluster"], output_format="list")
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(runs) == 5 and sorted(r.data.params["seed"] for r in children) == ["5", "5", "6", "6"]
+    assert all(len(mlflow.MlflowClient().get_metric_history(r.info.run_id, "loss")) == 1 for r in children)
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST = ["test_original_interface.py", "test_my_net.py", "test_keras_net.py", "test_read_mnist.py",
         "test_pixels.py", "test_modes.py", "test_timing.py", "test_structure.py", "test_packaging.py",
         "test_where_users_are.py", "test_exact.py", "test_grading.py", "test_cli.py", "test_history.py",
-        "test_experiments.py", "test_threads.py", "test_cluster.py"]
+        "test_experiments.py", "test_threads.py", "test_cluster.py", "test_trackers.py"]
 
 
 def python310() -> str | None:

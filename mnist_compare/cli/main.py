@@ -160,8 +160,12 @@ def finish(options: Options, plan: Plan | None, made: Made, guard: SignalGuard) 
         written &= outcome.write_history_entry(options.history, results, meta, comparison)
     if options.plot and results:
         written &= outcome.write_plot(results, options.plot, plot_title(options))
-    written &= outcome.write_report(options.report, meta, options.report_title, results=results,
+    reported = outcome.write_report(options.report, meta, options.report_title, results=results,
                                     comparison=comparison)
+    written &= reported
+    if results:
+        written &= outcome.log_to_trackers(results, meta, options.output, comparison,
+                                           options.report if reported else None)
     if results:
         stdout = outcome.Stdout()
         outcome.print_results(stdout, results, options.table_format, options.confusion)

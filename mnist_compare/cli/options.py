@@ -129,8 +129,10 @@ outputs = section(
     "Outputs and the CI gate",
     option("--table_format", type=click.Choice(tabulate_formats), default="github", show_default=True,
            metavar="FORMAT", help="Any tabulate format: github, latex, html, plain, grid, ..."),
-    option("--output", type=click.Path(dir_okay=False), callback=values.writable_outputs, multiple=True,
-           help="Write results to a .md, .csv or .json file (JSON: full precision and metadata); repeatable."),
+    option("--output", metavar="FILE|TRACKER", callback=values.outputs_and_trackers, multiple=True,
+           help="Write results to a .md, .csv or .json file (JSON: full precision and metadata), or log them "
+                "into mlflow://EXPERIMENT[/RUN_NAME] (MLflow's store: MLFLOW_TRACKING_URI or ./mlflow.db) or "
+                "tensorboard://DIR; repeatable."),
     option("--plot", type=click.Path(dir_okay=False), callback=values.writable_output,
            help="Learning curves (loss and accuracy per epoch) as .png; a sweep writes PATH_<setting>.png each."),
     option("--eval_every_epoch", is_flag=True,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 import click
 
-from mnist_compare.output import baseline, files, report, stats
+from mnist_compare.output import baseline, files, report, stats, trackers
 from mnist_compare.output.verdict import grouped, timing_warnings
 from mnist_compare.records.results import DIVERGED, ERROR, OUT_OF_MEMORY, RunResult, is_out_of_memory
 
@@ -98,9 +98,17 @@ def judged_exit(text: str, written: bool, regression: bool) -> int:
 
 def write_outputs(results: list[RunResult], meta: dict, outputs: tuple[str, ...],
                   comparison: baseline.Comparison | None = None) -> bool:
-    """Write every --output file (each attempted); False when any failed."""
+    """Write every --output file (each attempted; trackers are log_to_trackers'); False when any failed."""
     return all([attempted(path, lambda p=path: files.write_results(p, results, meta, comparison))
-                for path in outputs])
+                for path in outputs if not trackers.tracker_of(path)])
+
+
+def log_to_trackers(results: list[RunResult], meta: dict, outputs: tuple[str, ...],
+                    comparison: baseline.Comparison | None, report: str | None) -> bool:
+    """Log into every --output tracker (mlflow://, tensorboard://), after the files (the report is attached
+    to MLflow's run); False when any failed: an unreachable server, a read-only store, a full disk."""
+    return all([attempted(target, lambda t=target: trackers.log_results(t, results, meta, comparison, report),
+                          (Exception,)) for target in outputs if trackers.tracker_of(target)])
 
 
 def write_history_entry(directory: str, results: list[RunResult], meta: dict,

@@ -137,6 +137,7 @@ def make_plan(options: Options, read_baseline: Callable[[str | None], SavedRuns 
                                                            "repeats_auto": options.repeats == "auto",
                                                            "check": options.check,
                                                            "report": options.report is not None})
+    refusals.refuse_trackers_with_check(options.check, options.output)
     base = read_baseline(options.baseline)
     refusals.refuse_oversized(options.hidden_size, options.batch_size)
     seed = checked_seed(options.seed, options.planned_repeats, secrets.randbelow)

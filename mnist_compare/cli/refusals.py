@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import click
 
-from mnist_compare.output import baseline
+from mnist_compare.output import baseline, trackers
 from mnist_compare.records import saved
 from mnist_compare.records.spec import RunSpec
 from mnist_compare.runs import runner
@@ -83,6 +83,15 @@ def refuse_without_what_they_need(given: Mapping[str, str], options_given: dict[
     for name, (needed, spelled) in needs.items():
         if not options_given[needed] and given.get(name) == COMMAND_LINE:
             raise click.UsageError(f"--{name} has no effect without {spelled}")
+
+
+def refuse_trackers_with_check(check: bool, outputs: tuple[str, ...]) -> None:
+    """A usage error for --check with an MLflow or TensorBoard output: the trackers log training runs; the
+    check table goes to a .md, .csv or .json file."""
+    logged = [target for target in outputs if trackers.tracker_of(target)]
+    if check and logged:
+        raise click.UsageError(f"--output {logged[0]}: trackers log training runs; with --check write the check "
+                               f"table to a .md, .csv or .json file")
 
 
 def refuse_unmatched(base: saved.SavedRuns | None, specs: list[RunSpec]) -> None:

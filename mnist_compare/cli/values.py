@@ -5,6 +5,7 @@ Each raises click.BadParameter or click.UsageError: one `Error:` line and exit 2
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
@@ -20,7 +21,8 @@ from click.core import ParameterSource
 from mnist_compare.nets import keras_net, my_net
 from mnist_compare.nets.keras_backends import BACKEND_NAMES
 from mnist_compare.nets.user_net import load_class
-from mnist_compare.output import files
+from mnist_compare.output import files, trackers
+from mnist_compare.system.machine import install_hint
 from mnist_compare.system.reading import FileRefused, lookup
 
 # --net_type my / keras -> the class; importing keras_net does not import TensorFlow: building a KerasNet does.
@@ -90,6 +92,31 @@ def accuracy_threshold(ctx: click.Context, param: click.Parameter, value: float 
 
 def writable_outputs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(writable_output(ctx, param, value) for value in values)
+
+
+def outputs_and_trackers(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """The training command's --output: files as writable_output checks them, and trackers (mlflow://...,
+    tensorboard://...) whose package is installed, before any training."""
+    return tuple(tracker_target(value) if trackers.tracker_of(value) else writable_output(ctx, param, value)
+                 for value in values)
+
+
+def tracker_target(value: str) -> str:
+    """mlflow://EXPERIMENT[/RUN_NAME] or tensorboard://DIR (made absolute), refused when it names no
+    experiment, when DIR cannot be made, or when its package is not installed (with the line that installs it)."""
+    scheme = trackers.tracker_of(value)
+    rest = value.split("://", 1)[1]
+    if scheme == "mlflow" and not trackers.mlflow_target(value)[0]:
+        raise click.BadParameter(f"{value}: name the experiment, e.g. mlflow://mnist")
+    if scheme == "tensorboard":
+        directory = Path(rest).expanduser()
+        existing = next((p for p in (directory, *directory.parents) if p.exists()), Path.cwd())
+        if not rest or not writable_directory(existing):
+            raise click.BadParameter(f"{value}: cannot write there (not a writable directory)")
+        value = f"tensorboard://{directory.absolute()}"
+    if importlib.util.find_spec(trackers.TRACKERS[scheme]) is None:
+        raise click.BadParameter(f"{value}: logging to {scheme} needs the {scheme} package: {install_hint(scheme)}")
+    return value
 
 
 def writable_output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
