@@ -108,7 +108,7 @@ def test_a_sweep_on_the_cluster_gives_the_local_runs_results_with_a_host_per_row
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="mlflow is not installed")
-def test_a_sweep_on_the_cluster_is_logged_into_mlflow_from_the_client(scheduler, tmp_path):
+def test_a_sweep_on_the_cluster_is_logged_into_mlflow_from_the_client(scheduler, tmp_path, monkeypatch):
     import mlflow
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
@@ -116,6 +116,7 @@ def test_a_sweep_on_the_cluster_is_logged_into_mlflow_from_the_client(scheduler,
                            "--repeats", "2", "--seed", "5", "--quiet", "--scheduler", scheduler, "--output",
                            "mlflow://cluster"], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])  # set_tracking_uri sets it too
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     runs = mlflow.search_runs(experiment_names=["cluster"], output_format="list")
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]

@@ -37,12 +37,13 @@ def logged(tmp_path_factory) -> tuple[Path, dict]:
 
 
 @needs_mlflow
-def test_mlflow_holds_one_parent_and_a_child_per_net_and_seed_with_its_history(logged):
+def test_mlflow_holds_one_parent_and_a_child_per_net_and_seed_with_its_history(logged, monkeypatch):
     import mlflow
     from mlflow.tracking import MlflowClient
 
     folder, saved = logged
     uri = f"sqlite:///{folder / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # set_tracking_uri sets it too: restored after the test
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     runs = mlflow.search_runs(experiment_names=["demo"], output_format="list")
@@ -95,7 +96,7 @@ def test_tensorboard_holds_a_run_per_net_and_seed_with_scalars_and_hparams(logge
 
 
 @needs_mlflow
-def test_a_sweep_on_two_backends_against_a_baseline_logs_every_row_and_the_verdicts(tmp_path):
+def test_a_sweep_on_two_backends_against_a_baseline_logs_every_row_and_the_verdicts(tmp_path, monkeypatch):
     import mlflow
 
     base = tool("--compare_nets", "--hidden_size", "8,16", "--number_epochs", "1", "--seed", "3", "--quiet",
@@ -105,6 +106,7 @@ def test_a_sweep_on_two_backends_against_a_baseline_logs_every_row_and_the_verdi
                 "--keras_backend", "tensorflow,jax", "--baseline", "base.json", "--output", "mlflow://sweep/nightly",
                 cwd=tmp_path)
     assert done.returncode in (0, 8), done.stderr
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["sweep"], output_format="list")
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
@@ -152,3 +154,16 @@ def test_a_plain_run_imports_neither_tracker(tmp_path):
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'mlflow', 'tensorboard'}))")
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.stdout.strip().splitlines()[-1] == "[]" and (tmp_path / "r.json").is_file(), done.stderr
+
+
+@needs_mlflow
+@needs_tensorboard
+def test_the_readmes_read_back_script_reads_both_trackers(logged):
+    folder, _ = logged
+    script = Path(__file__).resolve().parents[1] / "examples" / "trackers_readback.py"
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    done = subprocess.run([sys.executable, str(script)], cwd=folder, capture_output=True, text=True, timeout=300,
+                          env=environment)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and len(lines) == 1 + 4 + 1 + 4, done.stdout + done.stderr
+    assert lines[0].startswith("parent") and "report.html" in lines[5] and "HParams session True" in lines[-1]
