@@ -92,7 +92,8 @@ def test_six_submissions_get_their_expected_scores_and_reasons_in_words(six):
     assert "timed out after 6 s in train_on_batch (call 1)" in rows["erin"]["first_failure"]
     assert {rows["carol"][name] for name in ("gradients", "single step", "short batch", "trajectory")} == {"FAIL"}
     assert "the loss is summed over the batch, not averaged" in rows["carol"]["first_failure"]
-    assert rows["dave"]["error"] == "dave.py: line 18 is not valid Python (expected ':')"
+    line = EXAMPLE.splitlines().index("class StudentNet:") + 1  # where dave's colon is missing
+    assert rows["dave"]["error"] == f"dave.py: line {line} is not valid Python (expected ':')"
     assert rows["frank"]["error"] == "frank.py: no class StudentNet; it defines MyNetwork"
     assert str(out.parent) not in rows["dave"]["error"]  # the student reads their file's name, not our paths
     grades = {g["submission"]: g for g in json.loads((out / "grades.json").read_text())["grades"]}
