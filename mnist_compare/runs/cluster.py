@@ -152,8 +152,9 @@ def refuse_other_package_versions(versions: dict[str, str | None]) -> None:
         found = f"mnist_compare {version}" if version else "no mnist_compare"
         place = "the scheduler" if where == "scheduler" else f"worker {where}"
         raise ClusterError(f"{place} has {found} (here {__version__}; {len(wrong)} of {len(versions)} "
-                           f"processes differ): pip install 'mnist-compare[dask]=={__version__}' on every machine "
-                           "of the cluster, then restart its scheduler and workers")
+                           f"processes differ): install mnist-compare {__version__} with its [dask] extra on every "
+                           f"machine of the cluster (pip install 'mnist_compare-{__version__}-py3-none-any.whl[dask]' "
+                           "from its wheel), then restart its scheduler and workers")
 
 
 def usable_workers(client: Any, warn: Callable[[str], None]) -> list[str] | None:
@@ -185,7 +186,8 @@ def job_error(err: Exception) -> str:
         message += (f" (a worker cannot import {module}: install it on every worker's machine, as a net given as "
                     "package.module:CLASS must be)")
     elif "deserializ" in message.lower() or module is not None:
-        message += f" (install mnist-compare[dask]=={__version__} on the scheduler's and every worker's machine)"
+        message += (f" (install mnist-compare {__version__} with its [dask] extra on the scheduler's and every "
+                    "worker's machine)")
     return message
 
 
