@@ -114,8 +114,11 @@ def test_the_readmes_autograder_script_runs_as_written(tmp_path):
 def test_the_autograder_scores_a_broken_submission_zero_with_the_reason(tmp_path):
     broken = tmp_path / "broken.py"
     broken.write_text("import numpy as np\nraise RuntimeError('my net is not finished')\n")
-    data = run_autograder(autograder_folder(tmp_path, broken))
-    assert data["score"] == 0 and "my net is not finished" in data["output"]
+    folder = autograder_folder(tmp_path, broken)
+    data = run_autograder(folder)
+    assert data["score"] == 0 and data["output"] == ("Your submission could not be checked: --net_type "
+                                                     "student_net.py: importing it raised RuntimeError: my net is "
+                                                     "not finished (line 2)")  # one line, no usage, no server path
     jsonschema.validate(data, GRADESCOPE_SCHEMA)
     missing = run_autograder(autograder_folder(tmp_path / "again", None))
     assert missing["score"] == 0 and "student_net.py" in missing["output"]
