@@ -167,3 +167,18 @@ def test_the_readmes_read_back_script_reads_both_trackers(logged):
     lines = done.stdout.splitlines()
     assert done.returncode == 0 and len(lines) == 1 + 4 + 1 + 4, done.stdout + done.stderr
     assert lines[0].startswith("parent") and "report.html" in lines[5] and "HParams session True" in lines[-1]
+
+
+@needs_mlflow
+def test_repeats_auto_logs_each_repeat_it_chose(tmp_path, monkeypatch):
+    import mlflow
+
+    done = tool("--compare_nets", "--repeats", "auto", "--max_repeats", "2", "--hidden_size", "8", "--number_epochs",
+                "1", "--seed", "0", "--quiet", "--output", "mlflow://auto", "--output", "run.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")  # set_tracking_uri sets it too
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["auto"], output_format="list")
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    saved = json.loads((tmp_path / "run.json").read_text())
+    assert parent.data.params["repeats"] == "auto" and len(runs) == 1 + len(saved["runs"]) == 5
