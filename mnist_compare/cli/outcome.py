@@ -141,7 +141,6 @@ def write_report(path: str | None, meta: dict, title: str | None = None, **parts
 
     if path is None:
         return True
-    title = title or html_report.DEFAULT_TITLE
     return attempted(path, lambda: html_report.write_report(path, meta, **parts, title=title),
                      (OSError, UnicodeError, ValueError))
 

@@ -105,13 +105,12 @@ def tracker_target(value: str) -> str:
     """mlflow://EXPERIMENT[/RUN_NAME] or tensorboard://DIR (made absolute), refused when it names no
     experiment, when DIR cannot be made, or when its package is not installed (with the line that installs it)."""
     scheme = trackers.tracker_of(value)
-    rest = value.split("://", 1)[1]
     if scheme == "mlflow" and not trackers.mlflow_target(value)[0]:
         raise click.BadParameter(f"{value}: name the experiment, e.g. mlflow://mnist")
     if scheme == "tensorboard":
-        directory = Path(rest).expanduser()
+        directory = trackers.tensorboard_directory(value)
         existing = next((p for p in (directory, *directory.parents) if p.exists()), Path.cwd())
-        if not rest or not writable_directory(existing):
+        if value == "tensorboard://" or not writable_directory(existing):
             raise click.BadParameter(f"{value}: cannot write there (not a writable directory)")
         value = f"tensorboard://{directory.absolute()}"
     if importlib.util.find_spec(trackers.TRACKERS[scheme]) is None:

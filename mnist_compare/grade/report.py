@@ -16,9 +16,16 @@ from tabulate import tabulate
 from mnist_compare.check.checks import CHECK_NAMES
 from mnist_compare.grade.grader import Graded
 from mnist_compare.output import plots
-from mnist_compare.output.html_page import Figures, coloured_verdicts, header, page, section, settings_section
+from mnist_compare.output.html_page import (
+    Figures,
+    coloured_verdicts,
+    header,
+    page,
+    section,
+    settings_section,
+    write_page,
+)
 from mnist_compare.output.report import render_checks
-from mnist_compare.records.results import atomic_write
 
 
 def score_histogram(rows: list[Graded]) -> str:
@@ -71,5 +78,4 @@ def render_grades_report(rows: list[Graded], meta: dict) -> str:
 
 
 def write_grades_report(path: str | Path, rows: list[Graded], meta: dict) -> None:
-    with atomic_write(path, "w") as f:
-        f.write(render_grades_report(rows, meta))
+    write_page(path, render_grades_report(rows, meta))

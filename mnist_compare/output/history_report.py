@@ -45,8 +45,8 @@ def trend_figure(series: dict[str, list], title: str):
     return fig
 
 
-def render_history_report(meta: dict[str, Any], judged: history.History,
-                          title: str = "mnist-compare history") -> str:
+def render_history_report(meta: dict[str, Any], judged: history.History, title: str | None = None) -> str:
+    title = title or "mnist-compare history"
     headers, rows = history.history_rows(judged)
     lines = history.history_lines(judged)
     outcome = f'<p class="{"regression" if judged.regression else "meta"}">{escape(lines[-1])}</p>'
@@ -67,4 +67,4 @@ def render_history_report(meta: dict[str, Any], judged: history.History,
 
 def write_history_report(path: str | Path, meta: dict[str, Any], judged: history.History,
                          title: str | None = None) -> None:
-    write_page(path, render_history_report(meta, judged, title or "mnist-compare history"))
+    write_page(path, render_history_report(meta, judged, title))

@@ -94,8 +94,9 @@ def comparison_section(comparison: baseline.Comparison) -> str:
 
 def render_report(meta: dict[str, Any], results: list[RunResult] | None = None,
                   comparison: baseline.Comparison | None = None, checks: list | None = None,
-                  title: str = DEFAULT_TITLE) -> str:
+                  title: str | None = None) -> str:
     """The page: what was given of a training run's results, a comparison, or --check's checks."""
+    title = title or DEFAULT_TITLE
     figures = Figures()
     parts = [header(meta, title, summary_sentence(results, comparison, checks))]
     if meta.get("options"):
@@ -145,5 +146,5 @@ def net_lines(results: list[RunResult]) -> list[str]:
 
 def write_report(path: str | Path, meta: dict[str, Any], results: list[RunResult] | None = None,
                  comparison: baseline.Comparison | None = None, checks: list | None = None,
-                 title: str = DEFAULT_TITLE) -> None:
+                 title: str | None = None) -> None:
     write_page(path, render_report(meta, results, comparison, checks, title))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 import statistics
@@ -30,8 +29,9 @@ from typing import Any
 
 from mnist_compare.nets.keras_backends import stderr_silenced
 from mnist_compare.output import baseline, files
-from mnist_compare.output.verdict import grouped, summary_lines, varying_settings
+from mnist_compare.output.verdict import format_setting, grouped, summary_lines, varying_settings
 from mnist_compare.records.results import RunResult
+from mnist_compare.records.saved import is_number
 from mnist_compare.records.spec import SETTING_KEYS
 
 TRACKERS = {"mlflow": "mlflow", "tensorboard": "tensorboard"}  # scheme -> the package that writes it
@@ -65,8 +65,7 @@ def metric_key(*parts: str) -> str:
 def setting_part(result: RunResult, vary: list[str]) -> str:
     """The varying settings of a run, `hidden_size_30 lr_0.1`, or "" when nothing varies."""
     setting = dict(zip(SETTING_KEYS, result.spec.setting(), strict=True))
-    return " ".join(f"{key}_{setting[key]:g}" if isinstance(setting[key], float) else f"{key}_{setting[key]}"
-                    for key in vary)
+    return " ".join(f"{key}_{format_setting(setting[key])}" for key in vary)
 
 
 def run_name(result: RunResult, vary: list[str]) -> str:
@@ -74,20 +73,25 @@ def run_name(result: RunResult, vary: list[str]) -> str:
     return " ".join(filter(None, [result.name, setting_part(result, vary), f"seed {result.seed}"]))
 
 
-def finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def epoch_series(result: RunResult) -> dict[str, list[float]]:
     """The run's per-epoch history (loss, accuracy, epoch_time_s, and test_* with --eval_every_epoch)."""
     return {key: values for key, values in result.history.items() if isinstance(values, list)}
 
 
-def final_metrics(result: RunResult, relative: tuple[float, float | None] | None) -> dict[str, float]:
-    """`final/<metric>`: the run's metrics on the full sets after training, and its Relative at its setting."""
-    values = {name: getattr(result, name) for name in FINAL}
-    values["relative_time"] = relative[0] if relative else None
-    return {f"final/{name}": float(value) for name, value in values.items() if finite(value)}
+def run_scalars(result: RunResult, relative: tuple[float, float | None] | None) -> list[tuple[str, float, int]]:
+    """(key, value, step) of a run: its history at step = epoch, then `final/<metric>` (the metrics on the full
+    sets after training, and its Relative at its setting) at the last epoch; values that are not finite left out."""
+    scalars = [(key, value, epoch) for key, series in epoch_series(result).items()
+               for epoch, value in enumerate(series, 1)]
+    final = {name: getattr(result, name) for name in FINAL}
+    final["relative_time"] = relative[0] if relative else None
+    scalars += [(f"final/{name}", value, result.spec.number_epochs) for name, value in final.items()]
+    return [(key, float(value), step) for key, value, step in scalars if is_number(value)]
+
+
+def run_params(result: RunResult) -> dict[str, Any]:
+    """A run's net, seed and hyperparameters: an MLflow child's params, a TensorBoard run's HParams."""
+    return {"net": result.name, "seed": result.seed, **result.hyperparameters}
 
 
 def summary_metrics(results: list[RunResult]) -> dict[str, float]:
@@ -97,7 +101,7 @@ def summary_metrics(results: list[RunResult]) -> dict[str, float]:
     for (_, name), runs in grouped(results).items():
         done = [r for r in runs if r.finished]
         for metric in ("test_accuracy", "test_loss", "train_time_s"):
-            values = [getattr(r, metric) for r in done if finite(getattr(r, metric))]
+            values = [getattr(r, metric) for r in done if is_number(getattr(r, metric))]
             prefix = metric_key(name, setting_part(runs[0], vary), metric)
             if values:
                 metrics[f"{prefix}_mean"] = statistics.fmean(values)
@@ -133,6 +137,11 @@ def text(value: Any) -> str:
     return (value if isinstance(value, str) else json.dumps(value))[:PARAM_LIMIT]
 
 
+def tensorboard_directory(target: str) -> Path:
+    """DIR of tensorboard://DIR."""
+    return Path(target.removeprefix("tensorboard://")).expanduser()
+
+
 def mlflow_target(target: str) -> tuple[str, str | None]:
     """("EXPERIMENT", "RUN_NAME" or None) of mlflow://EXPERIMENT[/RUN_NAME]."""
     experiment, _, name = target.removeprefix("mlflow://").partition("/")
@@ -154,7 +163,8 @@ def log_mlflow(target: str, results: list[RunResult], meta: dict[str, Any],
     parent_id = parent.info.run_id
     try:
         params = {"command_line": meta.get("command_line"), **(meta.get("options") or {})}
-        log_batch(client, parent_id, summary_metrics(results), {key: text(v) for key, v in params.items()})
+        metrics = [(key, value, 0) for key, value in summary_metrics(results).items()]
+        log_batch(client, parent_id, metrics, {key: text(v) for key, v in params.items()})
         client.log_text(parent_id, files.render_json(results, meta, comparison), "results.json")
         if report is not None:
             client.log_artifact(parent_id, report)
@@ -172,23 +182,17 @@ def log_mlflow_child(client: Any, experiment_id: str, parent_id: str, result: Ru
     """A child run: hyperparameters, net and seed as params; the history per epoch; the final metrics."""
     child = client.create_run(experiment_id, run_name=run_name(result, vary),
                               tags={"mlflow.parentRunId": parent_id, "mnist_compare.status": result.status})
-    params = {"net": result.name, "seed": result.seed, **result.hyperparameters}
-    steps = [(key, value, epoch) for key, values in epoch_series(result).items()
-             for epoch, value in enumerate(values, 1) if finite(value)]
-    last = result.spec.number_epochs
-    steps += [(key, value, last) for key, value in final_metrics(result, relative).items()]
-    log_batch(client, child.info.run_id, steps, {key: text(value) for key, value in params.items()})
+    params = {key: text(value) for key, value in run_params(result).items()}
+    log_batch(client, child.info.run_id, run_scalars(result, relative), params)
     client.set_terminated(child.info.run_id, RUN_STATUS.get(result.status, "FAILED"))
 
 
-def log_batch(client: Any, run_id: str, metrics: dict[str, float] | list[tuple[str, float, int]],
-              params: dict[str, str]) -> None:
-    """Metrics ({key: value} at step 0, or (key, value, step)) and params, in batches MLflow accepts."""
+def log_batch(client: Any, run_id: str, metrics: list[tuple[str, float, int]], params: dict[str, str]) -> None:
+    """Metrics, (key, value, step) each, and params, in batches MLflow accepts."""
     from mlflow.entities import Metric, Param
 
     now = int(time.time() * 1000)
-    rows = [(k, v, 0) for k, v in metrics.items()] if isinstance(metrics, dict) else metrics
-    entries = [Metric(key, float(value), now, step) for key, value, step in rows]
+    entries = [Metric(key, float(value), now, step) for key, value, step in metrics]
     client.log_batch(run_id, params=[Param(key, value) for key, value in params.items()])
     for start in range(0, len(entries), BATCH):
         client.log_batch(run_id, metrics=entries[start:start + BATCH])
@@ -201,19 +205,17 @@ def log_tensorboard(target: str, results: list[RunResult], meta: dict[str, Any])
         from tensorboard.plugins.hparams import api as hp
         from tensorboard.plugins.hparams import summary_v2
 
-    root = Path(target.removeprefix("tensorboard://")).expanduser() / datetime.now().strftime("%Y%m%d-%H%M%S")
+    root = tensorboard_directory(target) / datetime.now().strftime("%Y%m%d-%H%M%S")
     vary = varying_settings(results)
     hparams = list(dict.fromkeys(["net", "seed", *(key for r in results for key in r.hyperparameters)]))
     metrics = [hp.Metric(f"final/{name}") for name in (*FINAL, "relative_time")]
     write_events(root, [summary_v2.hparams_config_pb([hp.HParam(name) for name in hparams], metrics)])
     for result, relative in files.relative_of_each(results):
-        values = {"net": result.name, "seed": result.seed, **result.hyperparameters}
+        values = run_params(result)
         session = summary_v2.hparams_pb({name: values[name] for name in hparams if name in values},
                                         trial_id=run_name(result, vary))
-        scalars = [(key, value, epoch) for key, series in epoch_series(result).items()
-                   for epoch, value in enumerate(series, 1) if finite(value)]
-        scalars += [(key, value, result.spec.number_epochs) for key, value in final_metrics(result, relative).items()]
-        write_events(root / metric_key(run_name(result, vary).replace(" ", "_")), [session], scalars)
+        write_events(root / metric_key(run_name(result, vary).replace(" ", "_")), [session],
+                     run_scalars(result, relative))
 
 
 def write_events(directory: Path, summaries: list, scalars: list[tuple[str, float, int]] = ()) -> None:
