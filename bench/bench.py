@@ -23,9 +23,10 @@ import time
 from dataclasses import replace
 
 import click
-import numpy as np
 from tabulate import tabulate
 
+from bench import products
+from bench.products import GEMM_SIZE, gemm_gflops
 from mnist_compare.data import idx
 from mnist_compare.nets import keras_backends, keras_net, my_net
 from mnist_compare.output import files
@@ -34,25 +35,7 @@ from mnist_compare.records.spec import RunSpec
 from mnist_compare.runs.worker import DataSource, train_in_worker
 from mnist_compare.system import machine
 
-GEMM_SIZE = 2048
 LOAD_SECONDS = 1800  # the busy helper stops by itself after this, whatever happens to the benchmark
-
-
-def gemm_gflops(repeats: int = 7) -> dict[str, float]:
-    """Best-of-`repeats` fp32 GEMM rate on (2048, 2048) @ (2048, 2048), in GFLOPS, of NumPy's BLAS and
-    of scipy's (the one my_net uses), taking turns; "roofline" is the higher of the two."""
-    a = np.random.default_rng(0).random((GEMM_SIZE, GEMM_SIZE), dtype=np.float32)
-    out = np.empty_like(a)
-    products = {"numpy": lambda: np.matmul(a, a, out=out), "scipy": lambda: my_net.gemm(a, a, out)}
-    times: dict[str, list[float]] = {name: [] for name in products}
-    for _ in range(repeats + 1):  # the first round warms both libraries up and is not counted
-        for name, product in products.items():
-            time.sleep(0.3)  # the other library's threads stop spinning before this one starts
-            start = time.perf_counter()
-            product()
-            times[name].append(time.perf_counter() - start)
-    rates = {name: 2 * GEMM_SIZE**3 / min(ts[1:]) / 1e9 for name, ts in times.items()}
-    return {**rates, "roofline": max(rates.values())}
 
 
 def contenders() -> dict[str, RunSpec]:
@@ -133,14 +116,17 @@ def under_load(sizes: list[int], epochs: int, repeats: int) -> tuple[list[dict],
     return rows, runs
 
 
-def targets(rows: list[dict], load_rows: list[dict]) -> list[str]:
-    """The issue's targets, each with its verdict in this run."""
+def targets(rows: list[dict], load_rows: list[dict], product_rows: list[dict]) -> list[str]:
+    """The issues' targets, each with its verdict in this run."""
     lines = [f"hidden {r['hidden_size']}: fit {r['ratio']:.2f}x faster than {r['fastest_keras']} (target >= 2: "
              f"{'met' if r['ratio'] >= 2 else 'not met'}); steady epoch {r['steady_ratio']:.2f}x (target >= 1.5: "
              f"{'met' if r['steady_ratio'] >= 1.5 else 'not met'})" for r in rows]
     lines += [f"hidden {r['hidden_size']}: {100 * r['roofline_share']:.0f}% of the GEMM roofline, dense-equivalent "
               f"(target >= 70%: "
               f"{'met' if r['roofline_share'] >= 0.7 else 'not met'})" for r in rows if r["hidden_size"] == 300]
+    lines += [f"hidden {r['hidden_size']}: my_net's products at {100 * r['share_of_plain']:.0f}% of the plain GEMM "
+              f"of the same shapes (target >= 90%: {'met' if r['share_of_plain'] >= 0.9 else 'not met'})"
+              for r in product_rows]
     quiet = {r["hidden_size"]: r["my_net_s"] for r in rows}
     for r in load_rows:
         one, own = r["default"] / r["one_thread"], r["default"] / quiet[r["hidden_size"]]
@@ -150,7 +136,8 @@ def targets(rows: list[dict], load_rows: list[dict]) -> list[str]:
     return lines
 
 
-def render(rows: list[dict], load_rows: list[dict], gemm_rates: dict[str, float], blas: list[dict]) -> str:
+def render(rows: list[dict], load_rows: list[dict], gemm_rates: dict[str, float], blas: list[dict],
+           product_rows: list[dict]) -> str:
     names = list(rows[0]["best_s"])
     table = [[r["hidden_size"], *(f"{r['best_s'][n]:.2f} ({r['steady_epoch_s'][n]:.3f} / {r['first_epoch_s'][n]:.2f})"
                                   for n in names), f"{r['ratio']:.2f}x", f"{r['steady_ratio']:.2f}x",
@@ -171,7 +158,11 @@ def render(rows: list[dict], load_rows: list[dict], gemm_rates: dict[str, float]
             [[r["hidden_size"], f"{r['default']:.2f}", f"{r['one_thread']:.2f}"] for r in load_rows],
             headers=["hidden", "my_net (default: --blas_threads auto)", "my_net (--blas_threads 1)"],
             tablefmt="github")
-    return text + "\n\nTargets:\n\n" + "\n".join(f"- {line}" for line in targets(rows, load_rows))
+    text += (f"\n\nmy_net's two big products (X W1 and the W1 update) replayed on one epoch's batch shapes, taking "
+             f"turns with the plain GEMM of the same shapes (scipy's sgemm on OpenBLAS's own threads), best of "
+             f"{products.ROUNDS} (bench/products.py), on {products.cpu_kind()}:\n\n"
+             + products.render(product_rows))
+    return text + "\n\nTargets:\n\n" + "\n".join(f"- {line}" for line in targets(rows, load_rows, product_rows))
 
 
 @click.command()
@@ -189,6 +180,7 @@ def main(hidden_sizes: str, epochs: int, repeats: int, load: bool, output: str |
     sizes = [int(h) for h in hidden_sizes.split(",")]
     examples = len(idx.load_data()[0])
     gemm_rates, blas = gemm_gflops(), machine.blas_libraries()
+    product_rows = products.product_rows(sizes, gemm_rates["roofline"])
     runs = []
     for repeat in range(repeats):
         for hidden in sizes:
@@ -198,14 +190,15 @@ def main(hidden_sizes: str, epochs: int, repeats: int, load: bool, output: str |
                            f"{runs[-1]['train_time_s']:.2f}s", err=True)
     rows = [summarise(runs, h, epochs, examples, gemm_rates["roofline"]) for h in sizes]
     load_rows, load_runs = under_load(sizes, epochs, repeats) if load else ([], [])
-    text = render(rows, load_rows, gemm_rates, blas)
+    text = render(rows, load_rows, gemm_rates, blas, product_rows)
     click.echo(text)
     meta = files.run_metadata({"hidden_sizes": sizes, "epochs": epochs, "repeats": repeats, "batch_size": 128,
                                 "lr": 0.1, "load": load})
     if output:
         with atomic_write(output) as f:
             json.dump({**meta, "gemm_gflops": gemm_rates, "machine": machine.machine_record([]), "summary": rows,
-                       "under_load": load_rows, "targets": targets(rows, load_rows), "runs": runs + load_runs}, f,
+                       "products": product_rows, "cpu_kind": products.cpu_kind(), "under_load": load_rows,
+                       "targets": targets(rows, load_rows, product_rows), "runs": runs + load_runs}, f,
                       indent=2)
             f.write("\n")
     if markdown:

@@ -18,6 +18,8 @@ minutes.
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -26,20 +28,25 @@ import click
 import numpy as np
 from tabulate import tabulate
 
+from bench import products
 from mnist_compare.data import idx
 from mnist_compare.nets import my_net
 from mnist_compare.nets.pixels import RenumberedPixels
 from mnist_compare.nets.workspace import Workspace
+from mnist_compare.output import files
 
 BATCH_SIZE, LR = 128, 0.1
+STEP_PARTS = ("products", "gathering", "small products", "softmax", "output delta")
 
 
 class StepClock:
-    """Seconds spent in the big products, in gathering, and in renumbering, accumulated over a fit."""
+    """Seconds spent in the big products, the small ones, softmax and the output delta, gathering, and
+    renumbering, accumulated over a fit; the (n, k) of each batch's first-layer products."""
 
     def __init__(self):
         self.seconds: dict[str, float] = defaultdict(float)
         self.flops = 0.0
+        self.shapes: list[tuple[int, int]] = []
         self.batch: np.ndarray | None = None  # the last gathered batch inputs, (n, k)
         self.gathering = False  # inside a timed gather
 
@@ -53,9 +60,16 @@ class StepClock:
         def gemm(A, B, out, alpha=1.0, beta=0.0):
             if self.batch is not None and A.base is not None and A.base is self.batch.base:  # X W1 or X^T dZ1
                 self.flops += 2.0 * A.shape[0] * A.shape[1] * B.shape[1]
+                if A.strides[1] == A.itemsize:  # X W1: its (n, k) once a step
+                    self.shapes.append(A.shape)
                 return self.timed("products", original, A, B, out, alpha, beta)
-            return original(A, B, out, alpha, beta)
+            return self.timed("small products", original, A, B, out, alpha, beta)
         return gemm
+
+    def method(self, part: str, original):
+        def timed_method(*args, **kwargs):
+            return self.timed(part, original, *args, **kwargs)
+        return staticmethod(timed_method)
 
     def gather(self, original):
         def gather(*args, **kwargs):
@@ -71,30 +85,36 @@ class StepClock:
 
 
 def measured_fit(hidden: int, epochs: int, X: np.ndarray, y: np.ndarray) -> dict:
-    """One default fit of `epochs` at `hidden`, with its products, gathering and renumbering timed inside it."""
+    """One default fit of `epochs` at `hidden`, with the parts of its steps and its renumbering timed inside it."""
     clock = StepClock()
-    saved = my_net.gemm, Workspace.gather, RenumberedPixels.batch_inputs, RenumberedPixels.__init__
+    net_class = my_net.NeuralNetwork
+    saved = (my_net.gemm, Workspace.gather, RenumberedPixels.batch_inputs, RenumberedPixels.__init__,
+             net_class.__dict__["softmax_cross_entropy"], net_class.__dict__["output_delta"])
     my_net.gemm = clock.gemm(saved[0])
     Workspace.gather = clock.gather(saved[1])
     RenumberedPixels.batch_inputs = clock.gather(saved[2])
     RenumberedPixels.__init__ = lambda self, X: clock.timed("renumbering", saved[3], self, X)
+    net_class.softmax_cross_entropy = clock.method("softmax", saved[4].__func__)
+    net_class.output_delta = clock.method("output delta", saved[5].__func__)
     try:
-        net = my_net.NeuralNetwork(784, hidden, lr=LR, seed=0)
+        net = net_class(784, hidden, lr=LR, seed=0)
         start = time.perf_counter()
         history = net.fit(X, y, BATCH_SIZE, epochs)
         fit = time.perf_counter() - start
     finally:
         my_net.gemm = saved[0]
-        Workspace.gather, RenumberedPixels.batch_inputs, RenumberedPixels.__init__ = saved[1:]
+        Workspace.gather, RenumberedPixels.batch_inputs, RenumberedPixels.__init__ = saved[1:4]
+        net_class.softmax_cross_entropy, net_class.output_delta = saved[4:]
     steps = epochs * -(-len(X) // BATCH_SIZE)
-    per_step = {part: clock.seconds[part] / steps for part in ("products", "gathering")}
-    floor = clock.seconds["renumbering"] + steps * sum(per_step.values())
+    per_step = {part: clock.seconds[part] / steps for part in STEP_PARTS}
+    floor = clock.seconds["renumbering"] + steps * (per_step["products"] + per_step["gathering"])
     rest = (fit - clock.seconds["renumbering"]) / steps - sum(per_step.values())
     return {"hidden": hidden, "fit_s": fit, "steady_epoch_s": min(history["epoch_time_s"][1:]),
-            "products_us": per_step["products"] * 1e6, "products_gflops": clock.flops / clock.seconds["products"] / 1e9,
-            "gathering_us": per_step["gathering"] * 1e6, "rest_us": rest * 1e6,
+            **{f"{part.replace(' ', '_')}_us": seconds * 1e6 for part, seconds in per_step.items()},
+            "products_gflops": clock.flops / clock.seconds["products"] / 1e9, "rest_us": rest * 1e6,
             "renumbering_s": clock.seconds["renumbering"], "floor_s": floor,
-            "first_layer_share": net.describe()["first_layer_share"]}
+            "first_layer_share": net.describe()["first_layer_share"],
+            "epoch_shapes": clock.shapes[:-(-len(X) // BATCH_SIZE)]}
 
 
 def ratios(path: str | None) -> dict[int, tuple[str, float]]:
@@ -105,28 +125,65 @@ def ratios(path: str | None) -> dict[int, tuple[str, float]]:
     return {row["hidden_size"]: (row["fastest_keras"], row["ratio"]) for row in summary}
 
 
+def step_table(rows: list[dict], keras: dict[int, tuple[str, float]]) -> str:
+    """Per hidden size: the fit, the parts of a step (us), the floor and what 2x Keras would need."""
+    table = []
+    for row in rows:
+        name, ratio = keras.get(row["hidden"], ("", float("nan")))
+        table.append([row["hidden"], f"{row['fit_s']:.2f}", f"{row['steady_epoch_s']:.3f}",
+                      f"{row['products_us']:.0f} ({row['products_gflops']:.0f} GFLOPS)", f"{row['gathering_us']:.0f}",
+                      f"{row['small_products_us']:.0f}", f"{row['softmax_us']:.0f}", f"{row['output_delta_us']:.0f}",
+                      f"{row['rest_us']:.0f}", f"{row['renumbering_s']:.2f}", f"{row['floor_s']:.2f}",
+                      f"{row['floor_s'] / row['fit_s']:.2f}", f"{ratio:.2f}x {name}" if name else "",
+                      f"{ratio / 2:.2f}" if name else ""])
+    return tabulate(table, headers=["hidden", "fit (s)", "steady epoch (s)", "2 big products (us/step)",
+                                    "gathering (us/step)", "small products", "softmax and loss", "output delta",
+                                    "rest (us/step)", "renumbering (s)",
+                                    "floor: products + gathering + renumbering (s)", "floor / fit",
+                                    "benchmark: fastest Keras / my_net", "2x needs fit x"])
+
+
+def product_table(rows: list[dict]) -> str:
+    """Per hidden size: the products' rate in the fit as a share of the roofline, and replayed on the fit's
+    first epoch's shapes against the plain GEMM of those shapes (bench/products.py)."""
+    return tabulate([[row["hidden"], f"{row['products_gflops']:.0f}", f"{100 * row['products_roofline_share']:.0f}%",
+                      f"{row['replayed']['my_net_gflops']:.0f}", f"{row['replayed']['plain_gflops']:.0f}",
+                      f"{100 * row['replayed']['share_of_plain']:.0f}%"] for row in rows],
+                    headers=["hidden", "products in the fit (GFLOPS)", "in the fit / 2048^3 roofline",
+                             "replayed: my_net (GFLOPS)", "replayed: plain GEMM (GFLOPS)", "my_net / plain GEMM"])
+
+
 @click.command()
 @click.option("--hidden_sizes", default="30,128,256,300", show_default=True, help="Comma-separated hidden sizes.")
 @click.option("--epochs", type=click.IntRange(min=2), default=20, show_default=True, help="Epochs per fit.")
 @click.option("--against", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A bench.py JSON file whose fastest Keras fits the floors are set against.")
-def main(hidden_sizes: str, epochs: int, against: str | None) -> None:
-    """Time the parts of my_net's step inside default fits, and the floor they set under the fit time."""
+@click.option("--output", type=click.Path(dir_okay=False), help="Write the rows as JSON.")
+@click.option("--markdown", type=click.Path(dir_okay=False), help="Append this CPU kind's section as Markdown.")
+def main(hidden_sizes: str, epochs: int, against: str | None, output: str | None, markdown: str | None) -> None:
+    """Time the parts of my_net's step inside default fits, the floor they set under the fit time, and the
+    products against the plain GEMM of their shapes."""
     X, y, _, _ = idx.load_data()
     keras = ratios(against)
+    gemm_rates = products.gemm_gflops()
     rows = []
     for hidden in (int(h) for h in hidden_sizes.split(",")):
-        row = measured_fit(hidden, epochs, X, y)
-        name, ratio = keras.get(hidden, ("", float("nan")))
-        rows.append([hidden, f"{row['fit_s']:.2f}", f"{row['steady_epoch_s']:.3f}",
-                     f"{row['products_us']:.0f} ({row['products_gflops']:.0f} GFLOPS)", f"{row['gathering_us']:.0f}",
-                     f"{row['rest_us']:.0f}", f"{row['renumbering_s']:.2f}", f"{row['floor_s']:.2f}",
-                     f"{row['floor_s'] / row['fit_s']:.2f}", f"{ratio:.2f}x {name}" if name else "",
-                     f"{ratio / 2:.2f}" if name else ""])
-    print(tabulate(rows, headers=["hidden", "fit (s)", "steady epoch (s)", "2 big products (us/step)",
-                                  "gathering (us/step)", "rest (us/step)", "renumbering (s)",
-                                  "floor: products + gathering + renumbering (s)", "floor / fit",
-                                  "benchmark: fastest Keras / my_net", "2x needs fit x"]))
+        rows.append(measured_fit(hidden, epochs, X, y))
+        rows[-1]["replayed"] = products.product_times(hidden, rows[-1].pop("epoch_shapes"))
+        rows[-1]["products_roofline_share"] = rows[-1]["products_gflops"] / gemm_rates["roofline"]
+    kind = products.cpu_kind()
+    text = (f"{kind}; 2048^3 roofline {gemm_rates['roofline']:.0f} GFLOPS\n\nThe parts of a step (us per step):\n\n"
+            f"{step_table(rows, keras)}\n\nThe two big products against the plain GEMM of the same shapes:\n\n"
+            f"{product_table(rows)}")
+    click.echo(text)
+    if output:
+        meta = files.run_metadata({"hidden_sizes": hidden_sizes, "epochs": epochs})
+        record = {**meta, "cpu_kind": kind, "gemm_gflops": gemm_rates, "rows": rows}
+        Path(output).write_text(json.dumps(record, indent=2) + "\n")
+    if markdown:
+        with open(markdown, "a") as f:
+            f.write(f"## {kind}\n\nCommand: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.bound "
+                    f"{shlex.join(sys.argv[1:])}`  \nDate: {files.run_metadata({})['date']}\n\n```\n{text}\n```\n\n")
 
 
 if __name__ == "__main__":
