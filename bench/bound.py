@@ -1,25 +1,28 @@
-"""Where my_net's training step spends its time, and the floor its two big products put under a fit.
+"""Where my_net's training step spends its time, the floor its two big products put under a fit, and how they
+compare with the plain GEMM of their shapes.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.bound --against results/benchmark.json
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.bound --against results/benchmark.json \
+        --markdown results/bound.md
 
 Fits my_net as the tool does by default (plain SGD, batch 128, lr 0.1; 20 epochs unless --epochs) at each hidden size,
 timing inside the fit every call of the two big products, Z1 = X W1 and W1 -= lr X^T dZ1 (the my_net.gemm
-calls whose operand is the batch's inputs), and every batch's gathering (RenumberedPixels.batch_inputs, or
-Workspace.gather in the dense loop). Prints per step: the products and the GFLOPS they ran at, the gathering, and
-the rest (Python and the ~30 small NumPy operations of a step); and the floor under the fit that the
-products and the gathering set without the rest: steps x (products + gathering) + the renumbering, done once.
+calls whose operand is the batch's inputs), every other product (the small ones: H W2, dZ2 W2^T, H^T dZ2 and the
+bias sums), softmax with the loss, the output delta, and every batch's gathering (RenumberedPixels.batch_inputs,
+or Workspace.gather in the dense loop). Prints per step: each part, the products' GFLOPS, and the rest (Python
+and the ReLU, mask and copies between the parts); and the floor under the fit that the products and the gathering
+set without the rest: steps x (products + gathering) + the renumbering, done once. Then the products' rate in the
+fit as a share of the 2048^3 roofline, and the first epoch's product shapes replayed through my_net's gemm and
+the plain GEMM taking turns (bench/products.py): the share of the plain GEMM's rate my_net's products reach.
 With --against, a bench.py JSON file (results/benchmark.json): its ratio of the fastest Keras fit to my_net's,
 and so the share of its time my_net's fit would have to shrink to for twice Keras' speed ("2x needs fit x",
 ratio / 2). Where the floor's share of the fit ("floor / fit") is above that, the products and gathering
 alone rule 2x out. Both are shares of fits timed in one run, since these shared machines drift 1.5x in
-minutes.
+minutes. --markdown appends a section headed by the CPU kind (CPU and OpenBLAS kernel).
 """
 
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -182,8 +185,8 @@ def main(hidden_sizes: str, epochs: int, against: str | None, output: str | None
         Path(output).write_text(json.dumps(record, indent=2) + "\n")
     if markdown:
         with open(markdown, "a") as f:
-            f.write(f"## {kind}\n\nCommand: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.bound "
-                    f"{shlex.join(sys.argv[1:])}`  \nDate: {files.run_metadata({})['date']}\n\n```\n{text}\n```\n\n")
+            f.write(f"## {kind}\n\nCommand: `{products.command_line('bench.bound')}`  \n"
+                    f"Date: {files.run_metadata({})['date']}\n\n```\n{text}\n```\n\n")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ product of NumPy's and scipy's BLAS. Markdown output is appended, a section per 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -30,6 +31,7 @@ from mnist_compare.output import files
 from mnist_compare.system import machine
 
 GEMM_SIZE = 2048
+KERNEL_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")  # set on this project's machines to pin a kernel
 BATCH_SIZE, LR = 128, 0.1
 ROUNDS = 5
 
@@ -49,6 +51,14 @@ def gemm_gflops(repeats: int = 7) -> dict[str, float]:
             times[name].append(time.perf_counter() - start)
     rates = {name: 2 * GEMM_SIZE**3 / min(ts[1:]) / 1e9 for name, ts in times.items()}
     return {**rates, "roofline": max(rates.values())}
+
+
+def command_line(module: str) -> str:
+    """How this run was started, with the OpenBLAS kernel variables as they were: unset (the CPU's own
+    kernel) or the value that chose another."""
+    pinned = " ".join(f"{name}={os.environ[name]}" for name in KERNEL_VARIABLES if name in os.environ)
+    prefix = pinned or "env " + " ".join(f"-u {name}" for name in KERNEL_VARIABLES)
+    return f"{prefix} python -m {module} {shlex.join(sys.argv[1:])}"
 
 
 def cpu_kind() -> str:
@@ -149,8 +159,8 @@ def main(hidden_sizes: str, rounds: int, output: str | None, markdown: str | Non
                                            indent=2) + "\n")
     if markdown:
         with open(markdown, "a") as f:
-            f.write(f"## {kind}\n\nCommand: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.products "
-                    f"{shlex.join(sys.argv[1:])}`  \nDate: {meta['date']}; numpy {meta['libraries']['numpy']}, "
+            f.write(f"## {kind}\n\nCommand: `{command_line('bench.products')}`  \n"
+                    f"Date: {meta['date']}; numpy {meta['libraries']['numpy']}, "
                     f"scipy {meta['libraries'].get('scipy')}\n\n{text}\n\n")
 
 
