@@ -55,6 +55,22 @@ def test_inputs_are_kept_as_bytes_only_when_they_read_back_exactly():
 def test_an_all_zero_batch_still_multiplies_one_pixel():
     renumbered = pixels.RenumberedPixels(np.zeros((4, 6), np.float32))
     assert renumbered.prefix_length(np.arange(4)) == 1
+    assert renumbered.epoch_prefixes(np.arange(4), 3) == [1, 1]
+
+
+def test_an_epochs_prefixes_are_each_batchs_own_and_count_the_same_work(mnist):
+    """epoch_prefixes (one pass, as fit uses it) gives every batch the k prefix_length gives it, the last
+    short batch included, and batch_inputs with that k counts the same share of the dense work."""
+    X = mnist[0][:10_000]
+    order = np.random.default_rng(2).permutation(len(X))
+    batches = [order[start:start + 128] for start in range(0, len(X), 128)]
+    one_by_one, at_once = pixels.RenumberedPixels(X), pixels.RenumberedPixels(X)
+    ws = Workspace(128, my_net.NeuralNetwork(784, 8).params)
+    prefixes = at_once.epoch_prefixes(order, 128)
+    assert prefixes == [one_by_one.prefix_length(batch) for batch in batches] and len(batches[-1]) == 16
+    for batch, k in zip(batches, prefixes, strict=True):
+        assert at_once.batch_inputs(batch, ws, k).shape == (len(batch), k)
+    assert at_once.share_used == one_by_one.share_used < 1
 
 
 def test_renumbering_pays_on_mnist_for_fits_long_enough_for_their_layer(mnist):

@@ -146,10 +146,14 @@ class RenumberedPixels:
             self.needed = np.concatenate([np.zeros(0, np.intp), *chunks])  # (N,): example i needs needed[i] pixels
         self.used, self.offered = 0, 0  # pixel values multiplied, and those a dense loop would have
 
-    def batch_inputs(self, batch: np.ndarray, ws: Workspace) -> np.ndarray:
+    def batch_inputs(self, batch: np.ndarray, ws: Workspace, k: int | None = None) -> np.ndarray:
         """The examples `batch` (n,) as a contiguous (n, k) array of their first k renumbered pixels (the
-        values of X), k = prefix_length(batch), in the workspace's buffers."""
-        n, k = len(batch), self.prefix_length(batch)
+        values of X), in the workspace's buffers; k: prefix_length(batch), or as epoch_prefixes gave it."""
+        n = len(batch)
+        if k is None:
+            k = self.prefix_length(batch)
+        else:
+            self.count(n, k)
         prefix = ws.prefix_buffer(n, k)
         if self.codes is not None:
             rows = np.take(self.codes, batch, axis=0, out=ws.codes[:n], mode="clip")  # "clip": no extra copy
@@ -160,9 +164,18 @@ class RenumberedPixels:
     def prefix_length(self, batch: np.ndarray) -> int:
         """k: how many renumbered pixels the examples `batch` (n,) need (at least 1, for a valid product)."""
         k = max(int(self.needed[batch].max()), 1)
-        self.used += k * len(batch)
-        self.offered += len(self.order) * len(batch)
+        self.count(len(batch), k)
         return k
+
+    def epoch_prefixes(self, order: np.ndarray, batch_size: int) -> list[int]:
+        """prefix_length of every batch of an epoch in `order` (N,), batch_size examples each (the last one
+        shorter): one pass for the epoch instead of one NumPy call per batch (~3 us a step)."""
+        return np.maximum(batch_prefixes(self.needed[order], batch_size), 1).tolist()
+
+    def count(self, n: int, k: int) -> None:
+        """Add a batch of n examples that multiplied k pixels to the first-layer work done (share_used)."""
+        self.used += k * n
+        self.offered += len(self.order) * n
 
     @property
     def share_used(self) -> float:

@@ -19,7 +19,7 @@ class Workspace:
         self.codes = np.empty((n, d), np.uint8)  # a batch's rows of pixels.py's byte codes
         self.X_prefix = np.empty(n * d, dtype)  # see prefix_buffer()
         self.H = np.empty((n, h), dtype)
-        self.relu_mask = np.empty((n, h), bool)
+        self.relu_mask = np.empty((n, h), dtype)  # [Z1 > 0] as 0.0 / 1.0
         self.Z2_columns = np.empty(c * n, dtype)  # see logits_buffer()
         self.ones = np.ones((1, n), dtype)  # 1^T dZ sums over the batch: the bias gradient as a GEMM
         self.dZ1 = np.empty((n, h), dtype)
