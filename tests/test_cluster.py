@@ -112,9 +112,11 @@ def test_a_sweep_on_the_cluster_is_logged_into_mlflow_from_the_client(scheduler,
     import mlflow
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    done = subprocess.run([sys.executable, "main.py", "--compare_nets", "--hidden_size", "8", "--number_epochs", "1",
-                           "--repeats", "2", "--seed", "5", "--quiet", "--scheduler", scheduler, "--output",
-                           "mlflow://cluster"], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    # run from tmp_path: MLflow puts a new experiment's artifacts under ./mlruns, which must not be the checkout
+    done = subprocess.run([sys.executable, str(ROOT / "main.py"), "--compare_nets", "--hidden_size", "8",
+                           "--number_epochs", "1", "--repeats", "2", "--seed", "5", "--quiet", "--scheduler", scheduler,
+                           "--output", "mlflow://cluster"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env=env)
     assert done.returncode == 0, done.stderr
     monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])  # set_tracking_uri sets it too
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
