@@ -71,9 +71,9 @@ def cpu_kind() -> str:
 def epoch_shapes(X: np.ndarray, batch_size: int = BATCH_SIZE, seed: int = 0) -> list[tuple[int, int]]:
     """(n, k) of every batch of one epoch of X (N, d) in a fit's order: n examples, k the renumbered pixels
     they need (what the first layer's products multiply)."""
-    needed = RenumberedPixels(X).needed[np.random.default_rng(seed).permutation(len(X))]
-    return [(len(chunk), max(int(chunk.max()), 1)) for chunk in
-            (needed[start:start + batch_size] for start in range(0, len(needed), batch_size))]
+    prefixes = RenumberedPixels(X).epoch_prefixes(np.random.default_rng(seed).permutation(len(X)), batch_size)
+    return [(min(batch_size, len(X) - start), k) for start, k in zip(range(0, len(X), batch_size), prefixes,
+                                                                      strict=True)]
 
 
 class Operands:
@@ -94,18 +94,14 @@ class Operands:
         product(X.T, self.dZ1[:n], self.W1[:k], -LR * 1e-3, 1.0)
 
 
-def plain_gemm(A: np.ndarray, B: np.ndarray, out: np.ndarray, alpha: float, beta: float) -> None:
-    """One call of scipy's sgemm on OpenBLAS's own threads: the plain GEMM of the shape."""
-    blas.single_call(A, B, out, alpha, beta)
-
-
 def product_times(hidden: int, shapes: list[tuple[int, int]], rounds: int = ROUNDS) -> dict[str, float]:
     """Seconds per step of the two big products over `shapes` (epoch_shapes), my_net's gemm and the plain
     GEMM taking turns, best of `rounds` (after one round to warm up), and their GFLOPS."""
     operands = Operands(shapes, hidden)
     best = {"my_net": float("inf"), "plain": float("inf")}
     for _ in range(rounds + 1):
-        for name, product in (("my_net", blas.gemm), ("plain", plain_gemm)):
+        # "plain": one call of scipy's sgemm on OpenBLAS's own threads, the plain GEMM of the shape
+        for name, product in (("my_net", blas.gemm), ("plain", blas.single_call)):
             start = time.perf_counter()
             for n, k in shapes:
                 operands.step(n, k, product)

@@ -119,12 +119,12 @@ def test_products_replays_an_epoch_against_the_plain_gemm(tmp_path):
 def test_epoch_shapes_are_the_batches_a_fit_multiplies():
     from bench.products import epoch_shapes
     from mnist_compare.data import idx
-    from mnist_compare.nets.pixels import RenumberedPixels, batch_prefixes
+    from mnist_compare.nets.pixels import RenumberedPixels
 
     X = idx.load_data()[0][:5000]
     shapes = epoch_shapes(X, batch_size=128, seed=3)
     assert [n for n, _ in shapes] == [128] * 39 + [8]  # the last partial batch included
-    order = np.random.default_rng(3).permutation(len(X))
-    expected = batch_prefixes(RenumberedPixels(X).needed[order], 128)
-    assert [k for _, k in shapes] == [max(int(k), 1) for k in expected]
+    order, renumbered = np.random.default_rng(3).permutation(len(X)), RenumberedPixels(X)
+    assert [k for _, k in shapes] == [renumbered.prefix_length(order[start:start + 128])
+                                      for start in range(0, len(X), 128)]
     assert 400 < np.mean([k for _, k in shapes]) < 784  # MNIST's batches need most pixels, never all

@@ -17,6 +17,7 @@ computed one after another with single calls: the same property, on one thread.
 from __future__ import annotations
 
 import ctypes
+import functools
 import itertools
 import os
 import threading
@@ -109,7 +110,7 @@ class BatchCall:
 
     def __call__(self, function: ctypes._CFuncPtr, A: np.ndarray, B: np.ndarray, out: np.ndarray, parts: int,
                  alpha: float, beta: float) -> None:
-        """out <- alpha A B + beta out, cut as blocks_of cuts it, each block one group of the call; A (m, k),
+        """out <- alpha A B + beta out, cut as cut() cuts it, each block one group of the call; A (m, k),
         B (k, n) with contiguous rows or columns, out (m, n) with contiguous rows.
 
         Each block's addresses are its operand's plus an offset: NumPy's `.ctypes.data` costs ~1 us an
@@ -119,18 +120,15 @@ class BatchCall:
         trans_b, ld_b = row_major(B)
         ld_out = out.strides[0] // out.itemsize
         a, b, c = A.ctypes.data, B.ctypes.data, out.ctypes.data
-        along_rows = m >= n
-        length = m if along_rows else n
+        along_rows, edges = cut(m, n, parts)
         stride_a, stride_b, stride_c = (A.strides[0], 0, out.strides[0]) if along_rows else (0, B.strides[1],
                                                                                               out.strides[1])
-        start = 0
         for i in range(parts):
-            end = length * (i + 1) // parts
+            start, end = edges[i], edges[i + 1]
             self.trans_a[i], self.trans_b[i], self.k[i] = trans_a, trans_b, k
             self.ld_a[i], self.ld_b[i], self.ld_out[i], self.alpha[i], self.beta[i] = ld_a, ld_b, ld_out, alpha, beta
             self.m[i], self.n[i] = (end - start, n) if along_rows else (m, end - start)
             self.a[i], self.b[i], self.out[i] = a + start * stride_a, b + start * stride_b, c + start * stride_c
-            start = end
         function(ROW_MAJOR, self.trans_a, self.trans_b, self.m, self.n, self.k, self.alpha, self.a, self.ld_a,
                  self.b, self.ld_b, self.beta, self.out, self.ld_out, parts, self.group_sizes)
 
@@ -153,15 +151,21 @@ def parts_of(A: np.ndarray, B: np.ndarray) -> int:
     return max(1, min(PARTS, m * n * k // (BATCH_MIN_MNK + 1), max(m, n)))
 
 
+@functools.lru_cache(maxsize=4096)  # a fit's products have a few hundred shapes; cached, the cut costs ~0.1 us
+def cut(m: int, n: int, parts: int) -> tuple[bool, tuple[int, ...]]:
+    """How out (m, n) is cut into `parts` (parts_of) blocks of nearly equal size: along its rows when it has
+    at least as many rows as columns (else along its columns), and the edges (parts + 1,) of the blocks."""
+    along_rows = m >= n
+    length = m if along_rows else n
+    return along_rows, tuple(length * i // parts for i in range(parts + 1))
+
+
 def blocks_of(A: np.ndarray, B: np.ndarray, out: np.ndarray,
               parts: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(A_i, B_i, out_i): out = A B cut along out's longer side into `parts` (parts_of) blocks of nearly
-    equal size."""
-    m, n = out.shape
-    if m >= n:
-        edges = [m * i // parts for i in range(parts + 1)]
+    """(A_i, B_i, out_i): out = A B cut as cut() cuts it, as views."""
+    along_rows, edges = cut(*out.shape, parts)
+    if along_rows:
         return [(A[a:b], B, out[a:b]) for a, b in itertools.pairwise(edges)]
-    edges = [n * i // parts for i in range(parts + 1)]
     return [(A, B[:, a:b], out[:, a:b]) for a, b in itertools.pairwise(edges)]
 
 
