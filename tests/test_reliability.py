@@ -13,7 +13,9 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +93,25 @@ def test_a_signal_while_keras_imports_waits_for_the_import_and_then_interrupts()
             inside = guard.signum
         assert inside == signal.SIGTERM and interrupted.value.signum == signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) is not guard.handle  # the handlers are put back
+
+
+@pytest.mark.parametrize("delay_s", [0.2, 0.45, 0.7, 0.95, 1.2])
+def test_a_signal_while_keras_trains_is_raised_between_two_steps_never_inside_one(delay_s):
+    """A real SIGINT at some moment of a Keras fit is raised before the next batch, by the Keras twin's own
+    callback: raised wherever TensorFlow's step happened to be running Python, its C++ went on with the failed
+    call and the run ended in "SystemError: Objects/listobject.c:338" (exit 70; CI, 1 run in a few hundred)."""
+    from mnist_compare.nets.keras_net import KerasNet
+
+    X = np.random.default_rng(0).random((2048, 784), dtype=np.float32)
+    y = np.arange(2048) % 10
+    net = KerasNet(hidden_size=16, seed=0)
+    with shutdown.SignalGuard():
+        signaller = threading.Timer(delay_s, os.kill, (os.getpid(), signal.SIGINT))
+        signaller.start()
+        with pytest.raises(shutdown.Interrupted) as interrupted:
+            net.fit(X, y, 32, 1000)
+    where = [frame.name for frame in traceback.extract_tb(interrupted.value.__traceback__)]
+    assert where[-3:] == ["on_train_batch_begin", "stop_if_signalled", "check"], where
 
 
 # 3 -----------------------------------------------------------------------------------------------------------

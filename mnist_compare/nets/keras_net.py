@@ -31,6 +31,7 @@ from mnist_compare.nets.keras_backends import (
 from mnist_compare.nets.threads import ThreadChooser
 from mnist_compare.records.results import EpochCallback, TrainingDiverged
 from mnist_compare.records.spec import DEFAULT_OPTIMIZER, EVAL_CHUNK, NUM_CLASSES, OptimizerSettings, RunSpec
+from mnist_compare.system.shutdown import signals_deferred, stop_if_signalled
 
 JIT_COMPILE = {"auto": "auto", "true": True, "false": False}  # --jit_compile -> Keras' compile(jit_compile=...)
 
@@ -66,7 +67,8 @@ def build_model(hidden_size: int, lr: float, input_size: int = 784, output_size:
 
 def epoch_callback(on_epoch_end: EpochCallback | None) -> Any:
     """A Keras callback that times each epoch, passes its logs under my_net's names (loss, accuracy,
-    epoch_time_s) to on_epoch_end, and stops training on a non-finite loss or weight."""
+    epoch_time_s) to on_epoch_end, stops training on a non-finite loss or weight, and lets a stop signal
+    interrupt the fit before each batch (the fit runs with signals deferred)."""
     keras = import_keras()
 
     class EpochWatcher(keras.callbacks.Callback):
@@ -76,6 +78,11 @@ def epoch_callback(on_epoch_end: EpochCallback | None) -> Any:
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self.started = time.perf_counter()
+
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            # at the batch's begin, not its end: an on_train_batch_end turns off Keras' asynchronous
+            # dispatch of batch-end callbacks, and makes every step wait for its logs
+            stop_if_signalled()
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = {"loss": float((logs or {}).get("loss", math.nan)),
@@ -135,8 +142,9 @@ class KerasNet:
             raise RuntimeError(f"Keras runs on {keras.backend.backend()} in this process, not {keras_backend}")
         if seed is not None:
             keras.utils.set_random_seed(seed)
-        self.model = build_model(hidden_size, lr, input_size, output_size, optimizer, init, steps_per_execution,
-                                 jit_compile)
+        with signals_deferred():
+            self.model = build_model(hidden_size, lr, input_size, output_size, optimizer, init,
+                                     steps_per_execution, jit_compile)
         self.steps_per_execution = steps_per_execution
         self.blas_threads = blas_threads  # on PyTorch its intra-op threads, as my_net's BLAS threads: auto, all or N
         self.threads: ThreadChooser | None = None
@@ -158,12 +166,14 @@ class KerasNet:
         """One step on the batch; its loss. Keras before 3.13 returns the mean over every call since the
         metrics were last reset, so they are reset first: this batch's loss on every version."""
         self.model.reset_metrics()
-        loss, _accuracy = self.model.train_on_batch(X, one_hot(y))
+        with signals_deferred():
+            loss, _accuracy = self.model.train_on_batch(X, one_hot(y))
         return float(loss)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """(n, c) softmax probabilities for X (n, d)."""
-        return self.model.predict(X, batch_size=EVAL_CHUNK, verbose=0)
+        with signals_deferred():
+            return self.model.predict(X, batch_size=EVAL_CHUNK, verbose=0)
 
     def get_weights(self) -> list[np.ndarray]:
         return self.model.get_weights()
@@ -180,16 +190,16 @@ class KerasNet:
         if current_backend() == "torch" and self.blas_threads != "all":
             self.threads = ThreadChooser(None if self.blas_threads == "auto" else self.blas_threads, TorchPool())
             callbacks.append(load_following_threads(self.threads))
-        with self.threads or contextlib.nullcontext():
+        with self.threads or contextlib.nullcontext(), signals_deferred():
             fit_epochs(self.model, X, one_hot(y), batch_size, number_epochs, rng, callbacks)
         if watcher.diverged_epoch is not None:
             raise TrainingDiverged(watcher.diverged_epoch)
 
     def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """(mean cross-entropy, accuracy in [0, 1]) of the model on X (n, d), y (n,) labels."""
-        loss, accuracy = self.model.evaluate(X, one_hot(y), batch_size=EVAL_CHUNK, verbose=0)
+        with signals_deferred():
+            loss, accuracy = self.model.evaluate(X, one_hot(y), batch_size=EVAL_CHUNK, verbose=0)
         return float(loss), float(accuracy)
-
 
 
 def load_mnist() -> tuple[Split, Split]:

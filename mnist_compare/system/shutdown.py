@@ -3,7 +3,8 @@
 While nets train, the first signal raises Interrupted (a KeyboardInterrupt), which the runner turns into an
 `interrupted` row; once training is over, a signal only sets the exit code, so the finished rows are always
 printed and written. A second signal is acknowledged on stderr; a third exits at once (128 + signal number).
-While Keras and TensorFlow import (signals_deferred), the first signal waits for the import to finish.
+While Keras and TensorFlow import or run (signals_deferred), the first signal waits for the import to finish,
+or for the next batch (stop_if_signalled, called by the Keras twin before each batch).
 
 Not for: what is printed or written (outcome.py).
 """
@@ -98,9 +99,12 @@ def ignore_stop_signals() -> None:
 
 @contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Within the block a signal is only recorded; Interrupted is raised when the block ends. For imports of
-    C extensions: raised inside TensorFlow's initialisation, it left TensorFlow half-made (measured, SIGTERM
-    2 s after my_net finished: an ImportError "initialization failed" in 1 of 12 runs, a segfault in 1 of 10)."""
+    """Within the block a signal is only recorded; Interrupted is raised when the block ends, or earlier by
+    stop_if_signalled. For C extensions that call back into Python: raised inside TensorFlow's
+    initialisation, it left TensorFlow half-made (measured, SIGTERM 2 s after my_net finished: an ImportError
+    "initialization failed" in 1 of 12 runs, a segfault in 1 of 10); raised inside a training step, TensorFlow's
+    C++ went on with the failed call's NULL ("SystemError: Objects/listobject.c:338: bad argument to internal
+    function", Ctrl-C during keras_net's fit)."""
     global _deferring
     _deferring += 1
     try:
@@ -108,4 +112,11 @@ def signals_deferred() -> Iterator[None]:
     finally:
         _deferring -= 1
     if _active is not None and not _deferring:
+        _active.check()
+
+
+def stop_if_signalled() -> None:
+    """Raise Interrupted if a signal came while nets train: a safe point inside a signals_deferred block
+    (between two Keras steps, where only Python runs)."""
+    if _active is not None:
         _active.check()
