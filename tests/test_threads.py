@@ -7,6 +7,7 @@ Real processes keep a core busy; nothing is simulated but the absence of /proc/s
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -79,10 +80,22 @@ def test_cpu_load_counts_another_process_and_not_this_one():
     assert alone < before + 0.6 and 0.6 < loaded - before < 1.4
 
 
+def dense_data() -> tuple[np.ndarray, np.ndarray]:
+    """X (20000, 784) float32 with no zero pixels to skip, y (20000,) labels."""
+    return np.random.default_rng(0).random((20_000, 784), dtype=np.float32), np.arange(20_000) % 10
+
+
+def epochs_lasting(seconds: float, hidden: int = 128) -> int:
+    """How many epochs of fit_under take at least `seconds` on this machine when it is quiet (under load they
+    take longer), timed on two quiet epochs: a fixed count lasted 3 s on one CPU and 1.3 s on another."""
+    X, y = dense_data()
+    epoch_s = min(my_net.NeuralNetwork(784, hidden, seed=0, blas_threads="all").fit(X, y, 128, 2)["epoch_time_s"])
+    return math.ceil(seconds / epoch_s)
+
+
 def fit_under(helper: subprocess.Popen | None, epochs: int, blas_threads: str = "auto",
               hidden: int = 128) -> my_net.NeuralNetwork:
-    X = np.random.default_rng(0).random((20_000, 784), dtype=np.float32)  # dense: no pixels to skip
-    y = np.arange(20_000) % 10
+    X, y = dense_data()
     net = my_net.NeuralNetwork(784, hidden, seed=0, blas_threads=blas_threads)
     try:
         net.fit(X, y, 128, epochs)
@@ -96,9 +109,10 @@ def fit_under(helper: subprocess.Popen | None, epochs: int, blas_threads: str = 
 @needs_two_cores
 def test_auto_gives_blas_one_thread_while_another_process_holds_a_core():
     found = blas_threads_now()
+    epochs = epochs_lasting(2.0)
     helper = busy_core()
     time.sleep(0.3)
-    net = fit_under(helper, 8)  # ~2 s
+    net = fit_under(helper, epochs)
     steps, changes = net.describe()["blas_thread_steps"], net.describe()["blas_thread_changes"]
     print(f"steps per thread count {steps}, changes {changes}")
     assert steps.get(1, 0) > 0.85 * sum(steps.values())  # all but those of the first reading's 0.1 s
@@ -112,10 +126,11 @@ def test_auto_gives_the_threads_back_when_the_other_process_ends():
     them on an idle machine, one while yet another process still holds a core (measured after the fit)."""
     needs_a_free_core(others_while_sleeping())
     found = blas_threads_now()
+    epochs = epochs_lasting(3.0)
     helper = busy_core(after_s=0.0, for_s=1.5)
     time.sleep(0.3)
     start = time.perf_counter()
-    net = fit_under(helper, 12)  # ~3 s: the helper ends halfway
+    net = fit_under(helper, epochs)  # >= 3 s: the helper ends 1.2 s into it, ~8 load readings before it ends
     after = threads_for(others_while_sleeping(), found)
     changes = net.describe()["blas_thread_changes"]
     print(f"changes {changes} over {time.perf_counter() - start:.1f} s; the load after allows {after}")
