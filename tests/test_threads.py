@@ -130,7 +130,7 @@ def test_auto_gives_the_threads_back_when_the_other_process_ends():
     helper = busy_core(after_s=0.0, for_s=1.5)
     time.sleep(0.3)
     start = time.perf_counter()
-    net = fit_under(helper, epochs)  # >= 3 s: the helper ends 1.2 s into it, ~8 load readings before it ends
+    net = fit_under(helper, epochs)  # >= 3 s: the helper ends 1.2 s into it, ~7 load readings after that
     after = threads_for(others_while_sleeping(), found)
     changes = net.describe()["blas_thread_changes"]
     print(f"changes {changes} over {time.perf_counter() - start:.1f} s; the load after allows {after}")

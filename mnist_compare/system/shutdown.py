@@ -111,8 +111,8 @@ def signals_deferred() -> Iterator[None]:
         yield
     finally:
         _deferring -= 1
-    if _active is not None and not _deferring:
-        _active.check()
+    if not _deferring:
+        stop_if_signalled()
 
 
 def stop_if_signalled() -> None:
