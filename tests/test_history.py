@@ -46,8 +46,10 @@ def test_history_names_entries_by_date_and_commit_and_shows_each_step(entries, t
     if head.returncode == 0:
         assert all(head.stdout.strip()[:12] in name for name in names)
     out = tmp_path / "history.json"
-    done = mnist_compare("history", entries, "--output", out)
-    assert done.returncode == 0, done.stderr
+    # two 0.1-s fits on a shared host: 0.11 and 0.16 s in one CI replica ("worse", exit 8); the host drifts
+    # 1.5-2x, so only a slowdown beyond that would be the code's, and the accuracy step is what is tested here
+    done = mnist_compare("history", entries, "--output", out, "--max_slowdown", "200")
+    assert done.returncode == 0, done.stdout + done.stderr
     assert "same (identical on every seed)" in done.stdout and "no regression in the newest entry" in done.stdout
     record = json.loads(out.read_text())["history"]
     assert len(record["entries"]) == 2
